@@ -1,0 +1,85 @@
+"""A child process that speaks JSON lines over pipes, with deadlines and a process-group kill.
+
+Shared by the gate process and the sandbox worker: both may be stalled or crashed on purpose by
+hostile input, so the parent never blocks without a deadline and always kills the whole group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import time
+from typing import Optional
+
+
+class ChildProcess:
+    def __init__(self):
+        self.proc: Optional[subprocess.Popen] = None
+        self._buffer = b""
+
+    def spawn(self, cmd: list, env: dict) -> None:
+        # A new session makes the child its own process-group leader, so killpg reaches anything
+        # it started; stderr is dropped because the protocol channel carries all diagnostics.
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        self._buffer = b""
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def send(self, obj: dict) -> bool:
+        try:
+            self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+
+    def read_line(self, timeout_s: float) -> Optional[bytes]:
+        """The next line, or None if the child closed its output or the deadline passed."""
+        deadline = time.monotonic() + timeout_s
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not sel.select(remaining):
+                    return None
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return None
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def close(self, grace_s: float = 3.0) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=grace_s)
+        except Exception:
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except Exception:
+                pass
+        self.proc = None

@@ -1,0 +1,89 @@
+"""The candidate contract: what an update rule must look like, memory classes, reason codes.
+
+A candidate is one function ``update(grad, param, state, lr, t)`` returning the step that the
+harness subtracts from ``param``. Everything that judges candidates (gate, sandbox, probes,
+proxy) refers to the names defined here, so a reason code means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+UPDATE_NAME = "update"
+UPDATE_ARGS = ("grad", "param", "state", "lr", "t")
+
+SCALAR = "scalar"  # O(1) memory: state holds at most MAX_STATE_KEYS Python numbers per parameter
+BUFFERS = "buffers"  # state may also hold tensors shaped like the parameter (Adam, Lion)
+MEMORY_CLASSES = (SCALAR, BUFFERS)
+
+MAX_STATE_KEYS = 16
+MAX_SCALAR_INT = 2**63 - 1  # ints beyond 64 bits could smuggle a whole tensor into one "scalar"
+
+# Stable reason codes. The evolution loop shows them to the model, the run database stores them,
+# so never rename one; add new ones instead.
+REASONS = {
+    # extraction
+    "empty": "the output holds no code",
+    "junk": "the output is not text (NUL or control bytes)",
+    "no_code": "no Python code was found in the output",
+    # gate
+    "syntax": "the code does not parse",
+    "no_update": "there is no `def update(grad, param, state, lr, t)`",
+    "signature": "update has the wrong parameters",
+    "duplicate": "a function is defined twice",
+    "import": "imports are not allowed (torch and math are already there)",
+    "dunder": "names or attributes with underscores at the start are not allowed",
+    "forbidden_name": "a name outside the allow-list is used",
+    "forbidden_attr": "an attribute or method outside the allow-list is used",
+    "forbidden_syntax": "a statement or expression kind that candidates may not use",
+    "format": "string formatting is not allowed",
+    "inplace": "in-place tensor changes are not allowed; return the step instead",
+    "attr_assign": "assigning attributes is not allowed",
+    "stateful": "state that breaks the memory class (tensors in scalar state, aliases, defaults)",
+    "global": "module-level code other than functions and numeric constants",
+    "recursion": "functions may not call themselves or each other in a cycle",
+    "loop": "loops must be `for i in range(N)` with a small constant N",
+    "too_large": "a constant, power or code size beyond the limits",
+    # sandbox (runtime)
+    "compile": "RestrictedPython refused the code",
+    "runtime": "the code raised an exception",
+    "bad_output": "the step is not a finite tensor of the parameter's shape and dtype",
+    "ignores_lr": "the step is not zero when lr == 0",
+    "mutation": "the candidate changed grad or param",
+    "state_rule": "the state broke the memory class at run time",
+    "timeout": "the candidate ran past its wall-clock limit",
+    "cpu_time": "the candidate ran past its CPU-time limit",
+    "memory": "the candidate ran out of its memory limit",
+    "crash": "the sandbox worker died",
+    # stage 0 probes
+    "no_descent": "the rule does not descend a simple function with any learning rate tried",
+    "unstable": "the rule blows up on tiny or huge gradients",
+    # proxy fitness
+    "diverged": "training diverged (NaN or exploding loss)",
+}
+
+
+@dataclass
+class Verdict:
+    """The outcome of one judging stage. ``reason`` is a key of REASONS when ``ok`` is False."""
+
+    ok: bool
+    stage: str  # "gate" | "sandbox" | "probe" | "proxy"
+    reason: Optional[str] = None
+    message: Optional[str] = None
+    line: Optional[int] = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def one_line(self) -> str:
+        if self.ok:
+            return f"{self.stage}: ok"
+        where = f" (line {self.line})" if self.line else ""
+        return f"{self.stage}: {self.reason}: {self.message}{where}"
+
+
+def reject(stage: str, reason: str, message: str, line: Optional[int] = None) -> Verdict:
+    assert reason in REASONS, reason
+    return Verdict(ok=False, stage=stage, reason=reason, message=message, line=line)

@@ -1,0 +1,60 @@
+"""What the sandbox worker does with one candidate: re-gate, compile, probe, then (optionally)
+score on the proxy tasks. Runs inside the locked-down worker only; returns plain JSON data."""
+
+from __future__ import annotations
+
+import time
+
+from .contract import SCALAR
+from .gate import check_code
+from .harness import CheckedRule
+from .probes import run_probes
+from .restricted import CandidateError, compile_candidate
+
+
+def _failure(stage: str, err: CandidateError, ms: dict) -> dict:
+    return {"ok": False, "stage": stage, "reason": err.reason, "message": err.message, "ms": ms}
+
+
+def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | None = None) -> dict:
+    ms: dict = {}
+    t0 = time.perf_counter()
+    # Never trust the parent: the worker runs the gate again on exactly what it will execute.
+    gated = check_code(code, memory)
+    if not gated.verdict.ok:
+        v = gated.verdict
+        return {"ok": False, "stage": "gate", "reason": v.reason, "message": v.message, "line": v.line, "ms": ms}
+    try:
+        update = compile_candidate(gated.normalized)
+    except CandidateError as err:
+        return _failure("sandbox", err, ms)
+    ms["compile"] = (time.perf_counter() - t0) * 1e3
+
+    result: dict = {"ok": True, "stage": "probe", "reason": None, "message": None, "ms": ms}
+    if "probe" in stages:
+        t1 = time.perf_counter()
+        rule = CheckedRule(update, memory, check_mutation=True)
+        try:
+            report = run_probes(rule)
+        except CandidateError as err:
+            ms["probe"] = (time.perf_counter() - t1) * 1e3
+            stage = "sandbox" if err.reason not in ("no_descent", "unstable", "ignores_lr") else "probe"
+            return _failure(stage, err, ms)
+        ms["probe"] = (time.perf_counter() - t1) * 1e3
+        result["probe"] = report.as_dict()
+        result["state_scalars"] = report.state_scalars
+        result["state_bytes"] = report.state_bytes
+    if "proxy" in stages:
+        from .proxy import ProxyConfig, proxy_fitness
+
+        t2 = time.perf_counter()
+        config = ProxyConfig(**(proxy or {}))
+        try:
+            result["proxy"] = proxy_fitness(update, memory, config)
+        except CandidateError as err:
+            ms["proxy"] = (time.perf_counter() - t2) * 1e3
+            return _failure("proxy", err, ms)
+        ms["proxy"] = (time.perf_counter() - t2) * 1e3
+        result["stage"] = "proxy"
+        result["fitness"] = result["proxy"]["fitness"]
+    return result

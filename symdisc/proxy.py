@@ -1,0 +1,186 @@
+"""Proxy fitness: tiny noisy classification tasks that score a candidate in tens of milliseconds.
+
+Each task is generated from a seed: inputs are Gaussian, labels come from a random "teacher" MLP,
+and a fixed fraction of training labels is flipped to another class (symmetric noise); validation
+labels stay clean. A small ReLU MLP student trains with the candidate on mini-batches.
+
+Speed: every (seed, learning rate) pair is one network, and all of them are stacked on a leading
+axis so forward and backward are a handful of batched matmuls written out by hand (no autograd).
+The candidate is still called once per network and parameter, on that parameter alone, so a
+per-layer statistic (a median, a norm) means exactly what it means in a real optimizer.
+
+Fitness = max over the learning-rate grid of the mean clean validation accuracy over seeds. A
+network whose loss turns NaN or explodes scores zero; if every network diverges, the candidate
+fails with ``diverged``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from .harness import CheckedRule
+from .restricted import CandidateError
+
+
+@dataclass
+class ProxyConfig:
+    seeds: int = 3
+    task_seed: int = 1000  # tasks use seeds task_seed .. task_seed + seeds - 1, for every candidate
+    lrs: tuple = (1e-3, 1e-2, 1e-1)
+    steps: int = 60
+    batch: int = 32
+    n_train: int = 256
+    n_val: int = 512
+    dim: int = 16
+    hidden: int = 32
+    classes: int = 4
+    noise: float = 0.2
+
+    def __post_init__(self):
+        self.lrs = tuple(float(lr) for lr in self.lrs)  # JSON brings a list
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Tasks:
+    x_train: torch.Tensor  # (N, n_train, dim), N = seeds * len(lrs), one row per network
+    y_train: torch.Tensor  # noisy labels
+    x_val: torch.Tensor
+    y_val: torch.Tensor  # clean labels
+    params0: list  # initial student parameters, stacked over networks
+    batches: torch.Tensor  # (steps, N, batch) indices into the training set
+    noisy_fraction: float = 0.0
+    extras: dict = field(default_factory=dict)
+
+
+_CACHE: dict = {}
+
+
+def flip_labels(labels: torch.Tensor, rate: float, classes: int, generator: torch.Generator) -> torch.Tensor:
+    """Symmetric label noise: each label is replaced, with probability ``rate``, by a uniformly
+    chosen *different* class."""
+    flip = torch.rand(labels.shape, generator=generator) < rate
+    offset = torch.randint(1, classes, labels.shape, generator=generator)
+    return torch.where(flip, (labels + offset) % classes, labels)
+
+
+def _make_task(seed: int, cfg: ProxyConfig):
+    g = torch.Generator().manual_seed(seed)
+    n = cfg.n_train + cfg.n_val
+    x = torch.randn(n, cfg.dim, generator=g)
+    teacher1 = torch.randn(cfg.dim, 2 * cfg.hidden, generator=g) / math.sqrt(cfg.dim)
+    teacher2 = torch.randn(2 * cfg.hidden, cfg.classes, generator=g) / math.sqrt(2 * cfg.hidden)
+    labels = (torch.tanh(x @ teacher1) @ teacher2).argmax(dim=1)
+    y_train = flip_labels(labels[: cfg.n_train], cfg.noise, cfg.classes, g)
+    w1 = torch.randn(cfg.hidden, cfg.dim, generator=g) * math.sqrt(2.0 / cfg.dim)
+    w2 = torch.randn(cfg.classes, cfg.hidden, generator=g) * math.sqrt(1.0 / cfg.hidden)
+    params = [w1, torch.zeros(cfg.hidden), w2, torch.zeros(cfg.classes)]
+    batches = torch.randint(0, cfg.n_train, (cfg.steps, cfg.batch), generator=g)
+    flipped = float((y_train != labels[: cfg.n_train]).float().mean())
+    return x[: cfg.n_train], y_train, x[cfg.n_train:], labels[cfg.n_train:], params, batches, flipped
+
+
+def _tasks(cfg: ProxyConfig) -> _Tasks:
+    key = tuple(sorted(cfg.as_dict().items()))
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    per_seed = [_make_task(cfg.task_seed + i, cfg) for i in range(cfg.seeds)]
+    repeat = len(cfg.lrs)
+    # Network k trains seed k // len(lrs) with lr lrs[k % len(lrs)]: the same data and the same
+    # initial weights for every lr of a seed (paired comparison).
+    stack = lambda items: torch.stack([item for item in items for _ in range(repeat)])  # noqa: E731
+    tasks = _Tasks(
+        x_train=stack([t[0] for t in per_seed]),
+        y_train=stack([t[1] for t in per_seed]),
+        x_val=stack([t[2] for t in per_seed]),
+        y_val=stack([t[3] for t in per_seed]),
+        params0=[stack([t[4][j] for t in per_seed]) for j in range(4)],
+        batches=stack([t[5] for t in per_seed]).transpose(0, 1).contiguous(),
+        noisy_fraction=sum(t[6] for t in per_seed) / len(per_seed),
+    )
+    _CACHE[key] = tasks
+    return tasks
+
+
+def _forward(params, x):
+    w1, b1, w2, b2 = params
+    hidden = torch.relu(torch.baddbmm(b1.unsqueeze(1), x, w1.transpose(1, 2)))
+    logits = torch.baddbmm(b2.unsqueeze(1), hidden, w2.transpose(1, 2))
+    return hidden, logits
+
+
+def _loss_and_grads(params, x, y, classes):
+    """Mean cross-entropy per network and its gradients, by hand."""
+    w1, b1, w2, b2 = params
+    hidden, logits = _forward(params, x)
+    logp = torch.log_softmax(logits, dim=2)
+    loss = -logp.gather(2, y.unsqueeze(2)).squeeze(2).mean(dim=1)
+    dlogits = logp.exp()
+    dlogits.scatter_add_(2, y.unsqueeze(2), torch.full_like(dlogits[..., :1], -1.0))
+    dlogits /= x.shape[1]
+    g_w2 = dlogits.transpose(1, 2) @ hidden
+    g_b2 = dlogits.sum(dim=1)
+    dhidden = (dlogits @ w2) * (hidden > 0)
+    g_w1 = dhidden.transpose(1, 2) @ x
+    g_b1 = dhidden.sum(dim=1)
+    return loss, [g_w1, g_b1, g_w2, g_b2]
+
+
+def proxy_fitness(update: Callable, memory: str, cfg: ProxyConfig) -> dict:
+    tasks = _tasks(cfg)
+    rule = CheckedRule(update, memory, check_mutation=False)  # stage 0 already checked mutation
+    n_nets = cfg.seeds * len(cfg.lrs)
+    lrs = [cfg.lrs[k % len(cfg.lrs)] for k in range(n_nets)]
+    params = [p.clone() for p in tasks.params0]
+    states = [[{} for _ in params] for _ in range(n_nets)]
+    alive = [True] * n_nets
+    net_index = torch.arange(n_nets).unsqueeze(1)
+    last_loss = torch.zeros(n_nets)
+    for t in range(1, cfg.steps + 1):
+        idx = tasks.batches[t - 1]
+        x = tasks.x_train[net_index, idx]
+        y = tasks.y_train[net_index, idx]
+        loss, grads = _loss_and_grads(params, x, y, cfg.classes)
+        last_loss = loss
+        for k in range(n_nets):
+            if not alive[k]:
+                continue
+            if not math.isfinite(float(loss[k])) or float(loss[k]) > 1e3:
+                alive[k] = False
+                continue
+            for j in range(4):
+                try:
+                    step = rule(grads[j][k], params[j][k], states[k][j], lrs[k], t)
+                except CandidateError as err:
+                    if err.reason == "bad_output" and "NaN" in err.message:
+                        alive[k] = False  # a non-finite step is divergence of this network
+                        break
+                    raise
+                params[j][k] -= step
+    _, logits = _forward(params, tasks.x_val)
+    correct = (logits.argmax(dim=2) == tasks.y_val).float().mean(dim=1)
+    accuracy = [float(correct[k]) if alive[k] and math.isfinite(float(last_loss[k])) else 0.0 for k in range(n_nets)]
+    per_lr = {}
+    for i, lr in enumerate(cfg.lrs):
+        values = [accuracy[s * len(cfg.lrs) + i] for s in range(cfg.seeds)]
+        per_lr[f"{lr:g}"] = sum(values) / len(values)
+    if not any(alive):
+        raise CandidateError("diverged", "training diverged on every proxy task and learning rate")
+    best = max(range(len(cfg.lrs)), key=lambda i: per_lr[f"{cfg.lrs[i]:g}"])
+    return {
+        "fitness": per_lr[f"{cfg.lrs[best]:g}"],
+        "best_lr": cfg.lrs[best],
+        "per_lr": per_lr,
+        "per_seed": [accuracy[s * len(cfg.lrs) + best] for s in range(cfg.seeds)],
+        "diverged": sum(1 for a in alive if not a),
+        "state_bytes": rule.state_bytes,
+        "state_scalars": rule.state_scalars,
+        "label_noise": tasks.noisy_fraction,
+    }
