@@ -38,9 +38,9 @@ test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 check-example: install
-	$(BIN)/symdisc check examples/robust_zero_state.py
-	$(BIN)/symdisc check examples/adam.py --memory buffers
-	! $(BIN)/symdisc check examples/adam.py --memory scalar
+	$(BIN)/symdisc check symdisc/rules/robust_zero_state.py
+	$(BIN)/symdisc check symdisc/rules/adam.py --memory buffers
+	! $(BIN)/symdisc check symdisc/rules/adam.py --memory scalar
 
 bench-gate: install
 	$(BIN)/python benchmarks/gate_latency.py

@@ -45,6 +45,7 @@ REASONS = {
     "recursion": "functions may not call themselves or each other in a cycle",
     "loop": "loops must be `for i in range(N)` with a small constant N",
     "too_large": "a constant, power or code size beyond the limits",
+    "repeat": "the same program (or the same behaviour) as an earlier candidate",
     # sandbox (runtime)
     "compile": "RestrictedPython refused the code",
     "runtime": "the code raised an exception",

@@ -3,13 +3,29 @@ score on the proxy tasks. Runs inside the locked-down worker only; returns plain
 
 from __future__ import annotations
 
+import hashlib
 import time
+
+import torch
 
 from .contract import SCALAR
 from .gate import check_code
 from .harness import CheckedRule
 from .probes import run_probes
 from .restricted import CandidateError, compile_candidate
+
+
+def fingerprint(update, memory: str) -> str:
+    """A hash of the steps the rule takes on fixed probe tensors: equal hashes, equal behaviour."""
+    rule = CheckedRule(update, memory, check_mutation=False)
+    g = torch.Generator().manual_seed(12345)
+    steps = []
+    for shape, scale in (((32,), 1.0), ((4, 8), 1e-3), ((3, 5), 10.0)):
+        grad, param, state = torch.randn(shape, generator=g) * scale, torch.randn(shape, generator=g), {}
+        for t in range(1, 4):
+            steps.append(rule(grad * t, param, state, 0.01, t).flatten())
+    values = torch.cat(steps).tolist()
+    return hashlib.sha256(",".join(f"{v:.4g}" for v in values).encode()).hexdigest()[:16]
 
 
 def _failure(stage: str, err: CandidateError, ms: dict) -> dict:
@@ -42,10 +58,15 @@ def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | N
             return _failure(stage, err, ms)
         ms["probe"] = (time.perf_counter() - t1) * 1e3
         result["probe"] = report.as_dict()
+        try:
+            result["fingerprint"] = fingerprint(update, memory)
+        except CandidateError:
+            result["fingerprint"] = None  # probes passed; a fingerprint is a convenience
         result["state_scalars"] = report.state_scalars
         result["state_bytes"] = report.state_bytes
     if "proxy" in stages:
-        from .proxy import ProxyConfig, proxy_fitness
+        from .config import ProxyConfig
+        from .proxy import proxy_fitness
 
         t2 = time.perf_counter()
         config = ProxyConfig(**(proxy or {}))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import math
+import operator
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -27,6 +29,7 @@ MAX_NODES = 3_000
 MAX_INT = 10**7  # larger ints only serve to build huge shapes or loops
 MAX_FLOAT = 1e30
 MAX_POW_EXPONENT = 64
+MAX_POW_BITS = 1_024  # a power of constants may not pass the float range (2**1024)
 MAX_RANGE = 1_000
 MAX_LOOP_ITERATIONS = 10_000  # product over nested loops
 MAX_STRING = 64
@@ -351,10 +354,8 @@ class _FunctionChecker(ast.NodeVisitor):
             raise GateReject("too_large", "`@` can build matrices far larger than a parameter", node)
         if isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
             raise GateReject("format", "`%` string formatting is not allowed", node)
-        if isinstance(node.op, ast.Pow):
-            exponent = _constant_number(node.right)
-            if exponent is not None and abs(exponent) > MAX_POW_EXPONENT:
-                raise GateReject("too_large", f"exponents are limited to {MAX_POW_EXPONENT}", node)
+        if isinstance(node.op, (ast.Pow, ast.LShift)):
+            _check_growth(node)
         if isinstance(node.op, ast.Mult):
             for side in (node.left, node.right):
                 if isinstance(side, (ast.List, ast.Tuple)) or (
@@ -573,6 +574,59 @@ def _constant_range_length(node: ast.AST) -> Optional[int]:
     return n if n <= MAX_RANGE else None
 
 
+_FOLD_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+             ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+             ast.Pow: operator.pow, ast.LShift: operator.lshift}
+
+
+def _fold_constant(node: ast.AST):
+    """The value of an expression made only of numeric constants, else None.
+
+    Powers and shifts are checked by _check_growth *before* they are computed, so folding never
+    builds a huge number (``10**10**10`` is rejected, not evaluated)."""
+    value = _constant_number(node)
+    if value is not None:
+        return value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _fold_constant(node.operand)
+        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+    if isinstance(node, ast.BinOp) and type(node.op) in _FOLD_OPS:
+        if isinstance(node.op, (ast.Pow, ast.LShift)):
+            _check_growth(node)
+        left, right = _fold_constant(node.left), _fold_constant(node.right)
+        if left is None or right is None:
+            return None
+        try:
+            value = _FOLD_OPS[type(node.op)](left, right)
+        except (ArithmeticError, ValueError, TypeError):
+            return None
+        return value if isinstance(value, (int, float)) else None  # (-8) ** 0.5 is complex
+    return None
+
+
+def _check_growth(node: ast.BinOp, where: Optional[ast.AST] = None) -> None:
+    """Reject powers and shifts of constants that build enormous numbers.
+
+    Hole found by the hostile tests: only a literal exponent was bounded, so ``10**10**10`` (the
+    exponent is itself a power) passed the gate, and CPython does not fold it at compile time:
+    the worker spent its whole time limit computing a 33-billion-bit integer. The exponent (or
+    shift count) is now folded when it is made of constants, and so is the result's size."""
+    where = where or node
+    exponent = _fold_constant(node.right)
+    if exponent is None:
+        return  # a run-time exponent such as BETA ** t: bounded by the sandbox's limits
+    if isinstance(node.op, ast.LShift):
+        if abs(exponent) > MAX_POW_EXPONENT:
+            raise GateReject("too_large", f"shift counts are limited to {MAX_POW_EXPONENT}", where)
+        return
+    if abs(exponent) > MAX_POW_EXPONENT:
+        raise GateReject("too_large", f"exponents are limited to {MAX_POW_EXPONENT}", where)
+    base = _fold_constant(node.left)
+    if base is not None and exponent > 0 and abs(base) > 1:
+        if exponent * math.log2(abs(base)) > MAX_POW_BITS:
+            raise GateReject("too_large", "this power of constants is beyond the float range", where)
+
+
 def _is_numeric_expression(node: ast.AST) -> bool:
     if _constant_number(node) is not None:
         return True
@@ -720,10 +774,8 @@ def _check_code(code: str, memory: str) -> GateResult:
             for sub in ast.walk(stmt.value):
                 if isinstance(sub, ast.Constant):
                     _check_constant(sub)
-                if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Pow):
-                    exponent = _constant_number(sub.right)
-                    if exponent is not None and abs(exponent) > MAX_POW_EXPONENT:
-                        raise GateReject("too_large", f"exponents are limited to {MAX_POW_EXPONENT}", stmt)
+                if isinstance(sub, ast.BinOp) and isinstance(sub.op, (ast.Pow, ast.LShift)):
+                    _check_growth(sub, stmt)
             constants.add(name)
         elif isinstance(stmt, ast.If) and "__name__" in ast.dump(stmt.test):
             raise GateReject("global", "remove the `if __name__ == ...` block: only the function is needed", stmt)

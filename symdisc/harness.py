@@ -13,6 +13,11 @@ import torch
 from .contract import BUFFERS, MAX_SCALAR_INT, MAX_STATE_KEYS, SCALAR
 from .restricted import CandidateError
 
+# State keys are names, not storage. Hole found by the hostile tests: keys were not bounded, so a
+# scalar rule could pack a whole tensor into one int key (k = k * 2**32 + ...) or a long string
+# key, read it back with max(state.keys()), and keep O(n) memory in the O(1) class.
+MAX_KEY_CHARS = 64  # the gate's limit on string constants
+
 
 def classify_exception(exc: BaseException) -> CandidateError:
     if isinstance(exc, CandidateError):
@@ -33,8 +38,13 @@ def check_state(state: dict, param: torch.Tensor, memory: str) -> tuple[int, int
         raise CandidateError("state_rule", f"state has {len(state)} keys (limit {MAX_STATE_KEYS})")
     size = scalars = 0
     for key, value in state.items():
-        if not isinstance(key, (str, int)) or isinstance(key, bool):
+        if type(key) not in (str, int):
             raise CandidateError("state_rule", f"state keys must be strings, got {type(key).__name__}")
+        if type(key) is str and len(key) > MAX_KEY_CHARS:
+            raise CandidateError("state_rule", f"a state key is {len(key)} characters long "
+                                 f"(limit {MAX_KEY_CHARS}): keys are names, not storage")
+        if type(key) is int and abs(key) > MAX_SCALAR_INT:
+            raise CandidateError("state_rule", "a state key is an int wider than 64 bits: keys are names, not storage")
         if type(value) in (float, bool):
             size, scalars = size + 8, scalars + 1
             continue
@@ -47,6 +57,13 @@ def check_state(state: dict, param: torch.Tensor, memory: str) -> tuple[int, int
             if memory == SCALAR:
                 raise CandidateError("state_rule", f"state[{key!r}] holds a tensor; the scalar memory "
                                      "class allows only Python numbers (use .item())")
+            # A buffer must be plain memory: a tensor that requires grad drags its autograd graph
+            # (every earlier buffer) along, and a meta/sparse/other-device tensor escapes the
+            # size accounting below. (Found by the hostile tests; it crashed the probes' deepcopy.)
+            if type(value) is not torch.Tensor or value.layout != torch.strided \
+                    or value.device != param.device or value.requires_grad:
+                raise CandidateError("state_rule", f"state[{key!r}] must be a plain tensor on the parameter's "
+                                     "device, without requires_grad")
             if memory == BUFFERS and value.dim() != 0 and value.shape != param.shape:
                 raise CandidateError("state_rule", f"state[{key!r}] has shape {tuple(value.shape)}, "
                                      f"buffers must match the parameter's {tuple(param.shape)}")
@@ -60,6 +77,14 @@ def check_state(state: dict, param: torch.Tensor, memory: str) -> tuple[int, int
 def check_step(step, param: torch.Tensor) -> None:
     if not isinstance(step, torch.Tensor):
         raise CandidateError("bad_output", f"update returned {type(step).__name__}, not a tensor")
+    # Checked before any value is read: torch.isfinite on a `device='meta'` step raised (an import
+    # the locked-down worker refuses) and surfaced as a worker "crash" instead of a verdict. A step
+    # that requires grad makes the parameter carry an autograd graph that grows every step.
+    if step.layout != torch.strided or step.device != param.device:
+        raise CandidateError("bad_output", f"the step is a {step.layout} tensor on {step.device}, the "
+                             f"parameter a {param.layout} tensor on {param.device}")
+    if step.requires_grad and not param.requires_grad:
+        raise CandidateError("bad_output", "the step requires grad; return a plain tensor")
     if step.shape != param.shape:
         raise CandidateError("bad_output", f"the step has shape {tuple(step.shape)}, the parameter "
                              f"{tuple(param.shape)}")

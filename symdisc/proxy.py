@@ -22,29 +22,9 @@ from typing import Callable
 
 import torch
 
+from .config import ProxyConfig
 from .harness import CheckedRule
 from .restricted import CandidateError
-
-
-@dataclass
-class ProxyConfig:
-    seeds: int = 3
-    task_seed: int = 1000  # tasks use seeds task_seed .. task_seed + seeds - 1, for every candidate
-    lrs: tuple = (1e-3, 1e-2, 1e-1)
-    steps: int = 60
-    batch: int = 32
-    n_train: int = 256
-    n_val: int = 512
-    dim: int = 16
-    hidden: int = 32
-    classes: int = 4
-    noise: float = 0.2
-
-    def __post_init__(self):
-        self.lrs = tuple(float(lr) for lr in self.lrs)  # JSON brings a list
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -87,7 +67,7 @@ def _make_task(seed: int, cfg: ProxyConfig):
 
 
 def _tasks(cfg: ProxyConfig) -> _Tasks:
-    key = tuple(sorted(cfg.as_dict().items()))
+    key = tuple(sorted(asdict(cfg).items()))
     cached = _CACHE.get(key)
     if cached is not None:
         return cached

@@ -94,8 +94,12 @@ def guarded_getattr(obj, name, default=None):
         return getattr(obj, name)
     if isinstance(obj, _FINFO) and name in FINFO_ATTRS:
         return getattr(obj, name)
-    if isinstance(obj, tuple) and hasattr(obj, "_fields") and name in ("values", "indices"):
-        return getattr(obj, name)  # torch.max(x, dim) and friends return (values, indices)
+    if isinstance(obj, tuple) and name in ("values", "indices") and (
+            hasattr(obj, "_fields") or type(obj).__module__ == "torch.return_types"):
+        # torch.max(x, dim), torch.sort(x) and friends return (values, indices). They are
+        # torch.return_types structseqs, which have no `_fields`: checking `_fields` alone
+        # refused `torch.sort(x).values`, which the gate accepts.
+        return getattr(obj, name)
     raise CandidateError("forbidden_attr", f"{type(obj).__name__}.{name} is not allowed")
 
 
@@ -152,8 +156,13 @@ def safe_import(name, globals=None, locals=None, fromlist=(), level=0):
     # rejects the rest, and the worker re-runs the gate). This hook exists for torch itself: its
     # argument parser may import lazily on a first call, looking __import__ up in the calling
     # frame's builtins. It hands out only modules that are already loaded.
+    #
+    # Hole found by the hostile tests (runtime layer alone, i.e. with the gate bypassed):
+    # `from os import system` bound the real function. IMPORT_FROM reads the name with a plain
+    # getattr, past `_getattr_`. Lazy imports from C (PyImport_Import) pass an empty fromlist, so
+    # a non-empty fromlist can only come from a `from X import Y` statement: refuse it.
     module = sys.modules.get(name)
-    if module is None or level != 0:
+    if module is None or level != 0 or fromlist:
         raise ImportError(f"import {name} is not available in the sandbox")
     return module
 

@@ -1,0 +1,85 @@
+"""Run configuration as dataclasses. Every run stores its config as JSON, so it can be repeated.
+
+No torch here: the CLI imports this module for every command.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+from .contract import MEMORY_CLASSES, SCALAR
+from .errors import ConfigError
+
+
+@dataclass
+class ProxyConfig:
+    """The tiny noisy tasks of the proxy fitness (see proxy.py)."""
+
+    seeds: int = 3
+    task_seed: int = 1000  # tasks use seeds task_seed .. task_seed + seeds - 1, for every candidate
+    lrs: tuple = (1e-3, 1e-2, 1e-1)
+    steps: int = 60
+    batch: int = 32
+    n_train: int = 256
+    n_val: int = 512
+    dim: int = 16
+    hidden: int = 32
+    classes: int = 4
+    noise: float = 0.2
+
+    def __post_init__(self):
+        self.lrs = tuple(float(lr) for lr in self.lrs)  # JSON brings a list
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_tokens: int = 320
+    grammar: Optional[bool] = None  # None: on for models under 2B parameters
+
+
+@dataclass
+class EvolveConfig:
+    model: str = "auto"
+    api_base: Optional[str] = None  # an OpenAI-compatible server instead of in-process llama.cpp
+    api_model: Optional[str] = None
+    backend: str = "auto"  # auto | llamacpp | openai | fake | replay
+    replay_run: Optional[str] = None
+    proposer: str = "llm"
+    memory: str = SCALAR
+    candidates: Optional[int] = 50
+    minutes: Optional[float] = None
+    seed: int = 0
+    prompt_programs: int = 4  # best programs shown to the model
+    prompt_errors: int = 3  # the design card's "controlled amnesia": only the last three errors
+    n_ctx: int = 4096
+    llm_threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    sandbox_timeout_s: float = 30.0
+    sandbox_memory_mb: int = 2048
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+
+    def validate(self) -> "EvolveConfig":
+        if self.memory not in MEMORY_CLASSES:
+            raise ConfigError(f"memory must be one of {', '.join(MEMORY_CLASSES)}, not {self.memory!r}")
+        if self.candidates is None and self.minutes is None:
+            raise ConfigError("give a budget: --candidates N and/or --minutes M")
+        if self.candidates is not None and self.candidates < 1:
+            raise ConfigError("--candidates must be at least 1")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ConfigError("--minutes must be positive")
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EvolveConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["sampling"] = SamplingConfig(**data.get("sampling", {}))
+        values["proxy"] = ProxyConfig(**data.get("proxy", {}))
+        return cls(**values)

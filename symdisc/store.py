@@ -1,0 +1,330 @@
+"""The run database: SQLite in WAL mode, numbered migrations, the queries `symdisc runs` uses.
+
+The schema is a public interface (documented in the README). Migrations are append-only: each is
+applied once, in order, inside a transaction, and recorded in ``_migrations``. A database written
+by a newer symdisc (a migration number this version does not know) is refused, not guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .errors import StoreError, UsageError
+from .resources import symdisc_home
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("create runs, candidates, evaluations", """
+    CREATE TABLE runs (
+        id            TEXT PRIMARY KEY,
+        kind          TEXT NOT NULL,               -- evolve | bench | compare
+        status        TEXT NOT NULL,               -- running | finished | interrupted | failed
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        config_json   TEXT NOT NULL,               -- the dataclass config: enough to repeat the run
+        model         TEXT,                        -- model name or path
+        model_sha256  TEXT,
+        backend       TEXT,
+        versions_json TEXT,                        -- symdisc, python, torch, llama_cpp versions
+        summary_json  TEXT,                        -- counts, rates, best fitness
+        host          TEXT,
+        pid           INTEGER
+    );
+    CREATE TABLE candidates (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id        TEXT NOT NULL REFERENCES runs(id),
+        seq           INTEGER NOT NULL,            -- 0, 1, 2 ... within the run
+        created_at    TEXT NOT NULL,
+        origin        TEXT NOT NULL,               -- seed | llm | genome | tpe | random | simplify
+        name          TEXT,                        -- for seeds: sgd, sign_sgd, ...
+        parent_id     INTEGER REFERENCES candidates(id),
+        prompt        TEXT,                        -- the user part of the prompt (the system part is in config)
+        response      TEXT,                        -- the model's raw reply
+        code          TEXT,                        -- the extracted code
+        normalized    TEXT,                        -- what the sandbox ran
+        ast_hash      TEXT,
+        fingerprint   TEXT,                        -- behaviour on fixed probe tensors
+        status        TEXT NOT NULL,               -- pending | rejected | failed | duplicate | evaluated
+        stage         TEXT,                        -- gate | sandbox | probe | proxy
+        reason        TEXT,                        -- a contract reason code
+        message       TEXT,
+        line          INTEGER,
+        fitness       REAL,
+        best_lr       REAL,
+        state_scalars INTEGER,
+        state_bytes   INTEGER,
+        duplicate_of  INTEGER REFERENCES candidates(id),
+        tokens_in     INTEGER,
+        tokens_out    INTEGER,
+        gen_ms        REAL,
+        gate_ms       REAL,
+        eval_ms       REAL,
+        UNIQUE (run_id, seq)
+    );
+    CREATE INDEX candidates_run_status ON candidates(run_id, status);
+    CREATE INDEX candidates_run_fitness ON candidates(run_id, fitness);
+    CREATE TABLE evaluations (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        candidate_id  INTEGER NOT NULL REFERENCES candidates(id),
+        stage         TEXT NOT NULL,               -- probe | proxy | heldout | bench
+        seed          INTEGER,
+        ok            INTEGER NOT NULL,
+        fitness       REAL,
+        reason        TEXT,
+        message       TEXT,
+        ms            REAL,
+        detail_json   TEXT,
+        created_at    TEXT NOT NULL
+    );
+    CREATE INDEX evaluations_candidate ON evaluations(candidate_id);
+    """),
+]
+
+RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid")
+CANDIDATE_FIELDS = (
+    "origin", "name", "parent_id", "prompt", "response", "code", "normalized", "ast_hash", "fingerprint",
+    "status", "stage", "reason", "message", "line", "fitness", "best_lr", "state_scalars", "state_bytes",
+    "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms",
+)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
+
+
+def default_db_path() -> Path:
+    return symdisc_home() / "symdisc.db"
+
+
+class Store:
+    def __init__(self, path: Optional[Path] = None, create: bool = True):
+        self.path = Path(path) if path else default_db_path()
+        if not self.path.exists() and not create:
+            raise StoreError(f"no run database at {self.path} (set SYMDISC_HOME or run `symdisc evolve` first)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the run database {self.path} is unreadable ({exc}); move it aside and "
+                             "symdisc will start a new one") from None
+        except OSError as exc:
+            raise StoreError(f"cannot open the run database {self.path}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- migrations ----------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                        "applied_at TEXT NOT NULL)")
+        applied = {row[0] for row in self.db.execute("SELECT id FROM _migrations")}
+        if applied and max(applied) > len(MIGRATIONS):
+            raise StoreError(f"the run database {self.path} was written by a newer symdisc "
+                             f"(migration {max(applied)}); upgrade symdisc")
+        for number, (name, sql) in enumerate(MIGRATIONS, start=1):
+            if number in applied:
+                continue
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                # executescript would commit the open transaction; run statements one by one.
+                for statement in _statements(sql):
+                    self.db.execute(statement)
+                self.db.execute("INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                                (number, name, _now()))
+                self.db.execute("COMMIT")
+            except Exception:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def migrations(self) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM _migrations ORDER BY id")]
+
+    # -- runs ------------------------------------------------------------------------------------
+    def create_run(self, kind: str, config: dict, **fields) -> str:
+        run_id = new_run_id()
+        now = _now()
+        self.db.execute(
+            "INSERT INTO runs (id, kind, status, created_at, updated_at, config_json, host, pid) "
+            "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+            (run_id, kind, now, now, json.dumps(config), socket.gethostname(), os.getpid()))
+        if fields:
+            self.update_run(run_id, **fields)
+        return run_id
+
+    def update_run(self, run_id: str, **fields) -> None:
+        for key in fields:
+            if key not in RUN_FIELDS:
+                raise ValueError(f"unknown run field {key}")
+        values = {k: (json.dumps(v) if k.endswith("_json") and not isinstance(v, str) else v)
+                  for k, v in fields.items()}
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.db.execute(f"UPDATE runs SET {sets}, updated_at = ? WHERE id = ?", (*values.values(), _now(), run_id))
+
+    def resolve_run_id(self, run_id: str) -> str:
+        """Accept a full id, a unique prefix, or `latest`."""
+        if run_id == "latest":
+            row = self.db.execute("SELECT id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+            if row is None:
+                raise UsageError("there are no runs yet")
+            return row[0]
+        rows = self.db.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY id", (run_id + "%",)).fetchall()
+        if not rows:
+            raise UsageError(f"no run {run_id!r} in {self.path}")
+        if len(rows) > 1 and rows[0][0] != run_id:
+            raise UsageError(f"{run_id!r} matches {len(rows)} runs; give more of the id")
+        return rows[0][0]
+
+    def get_run(self, run_id: str) -> dict:
+        run_id = self.resolve_run_id(run_id)
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_dict(row)
+
+    def list_runs(self, limit: int = 50, kind: Optional[str] = None) -> list[dict]:
+        sql = "SELECT * FROM runs" + (" WHERE kind = ?" if kind else "") + " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        args = (kind, limit) if kind else (limit,)
+        runs = [_run_dict(r) for r in self.db.execute(sql, args)]
+        counts = {r["run_id"]: r for r in self.db.execute(
+            "SELECT run_id, COUNT(*) AS n, SUM(status = 'evaluated') AS evaluated, MAX(fitness) AS best "
+            "FROM candidates GROUP BY run_id")}
+        for run in runs:
+            c = counts.get(run["id"])
+            run["candidates"] = c["n"] if c else 0
+            run["evaluated"] = (c["evaluated"] or 0) if c else 0
+            run["best_fitness"] = c["best"] if c else None
+        return runs
+
+    # -- candidates --------------------------------------------------------------------------
+    def add_candidate(self, run_id: str, seq: int, origin: str, status: str = "pending", **fields) -> int:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        for key in fields:
+            if key not in CANDIDATE_FIELDS:
+                raise ValueError(f"unknown candidate field {key}")
+        cols = ["run_id", "seq", "created_at", "origin", "status", *fields]
+        cur = self.db.execute(
+            f"INSERT INTO candidates ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            (run_id, seq, _now(), origin, status, *fields.values()))
+        return cur.lastrowid
+
+    def update_candidate(self, candidate_id: int, **fields) -> None:
+        for key in fields:
+            if key not in CANDIDATE_FIELDS:
+                raise ValueError(f"unknown candidate field {key}")
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE candidates SET {sets} WHERE id = ?", (*fields.values(), candidate_id))
+
+    def get_candidate(self, candidate_id: int) -> dict:
+        row = self.db.execute("SELECT * FROM candidates WHERE id = ?", (candidate_id,)).fetchone()
+        if row is None:
+            raise UsageError(f"no candidate {candidate_id} in {self.path}")
+        return dict(row)
+
+    def candidates(self, run_id: str, statuses: Optional[Iterable[str]] = None) -> list[dict]:
+        sql = "SELECT * FROM candidates WHERE run_id = ?"
+        args: list = [run_id]
+        if statuses:
+            statuses = list(statuses)
+            sql += f" AND status IN ({', '.join('?' * len(statuses))})"
+            args += statuses
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY seq", args)]
+
+    def next_seq(self, run_id: str) -> int:
+        row = self.db.execute("SELECT MAX(seq) FROM candidates WHERE run_id = ?", (run_id,)).fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def leaderboard(self, run_id: str, limit: int = 10) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT * FROM candidates WHERE run_id = ? AND status = 'evaluated' AND fitness IS NOT NULL "
+            "ORDER BY fitness DESC, seq ASC LIMIT ?", (run_id, limit))
+        return [dict(r) for r in rows]
+
+    def best(self, run_id: str) -> Optional[dict]:
+        board = self.leaderboard(run_id, 1)
+        return board[0] if board else None
+
+    def reason_counts(self, run_id: str) -> dict:
+        rows = self.db.execute(
+            "SELECT COALESCE(reason, status) AS r, COUNT(*) FROM candidates WHERE run_id = ? AND origin != 'seed' "
+            "AND status IN ('rejected', 'failed', 'duplicate') GROUP BY r ORDER BY COUNT(*) DESC", (run_id,))
+        return {r[0]: r[1] for r in rows}
+
+    def status_counts(self, run_id: str, proposed_only: bool = False) -> dict:
+        """Candidates per status; ``proposed_only`` leaves out the built-in seeds."""
+        extra = " AND origin != 'seed'" if proposed_only else ""
+        rows = self.db.execute(f"SELECT status, COUNT(*) FROM candidates WHERE run_id = ?{extra} GROUP BY status",
+                               (run_id,))
+        return {r[0]: r[1] for r in rows}
+
+    def last_errors(self, run_id: str, limit: int = 3) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT * FROM candidates WHERE run_id = ? AND status IN ('rejected', 'failed', 'duplicate') "
+            "AND origin != 'seed' ORDER BY seq DESC LIMIT ?", (run_id, limit))
+        return [dict(r) for r in rows][::-1]
+
+    # -- evaluations -------------------------------------------------------------------------
+    def add_evaluation(self, candidate_id: int, stage: str, ok: bool, fitness: Optional[float] = None,
+                       seed: Optional[int] = None, reason: Optional[str] = None, message: Optional[str] = None,
+                       ms: Optional[float] = None, detail: Optional[dict] = None) -> int:
+        cur = self.db.execute(
+            "INSERT INTO evaluations (candidate_id, stage, seed, ok, fitness, reason, message, ms, detail_json, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (candidate_id, stage, seed, int(ok), fitness, reason, message, ms,
+             json.dumps(detail) if detail is not None else None, _now()))
+        return cur.lastrowid
+
+    def evaluations(self, candidate_id: int) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM evaluations WHERE candidate_id = ? ORDER BY id", (candidate_id,))
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["detail"] = json.loads(d.pop("detail_json")) if d.get("detail_json") else None
+            out.append(d)
+        return out
+
+    def transaction(self):
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type, *rest):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [ln.split("--")[0] for ln in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _run_dict(row) -> dict:
+    d = dict(row)
+    for key in ("config_json", "versions_json", "summary_json"):
+        raw = d.pop(key, None)
+        d[key[:-5]] = json.loads(raw) if raw else None
+    return d
