@@ -100,6 +100,289 @@ def check(
     raise typer.Exit(0 if outcome["ok"] else 1)
 
 
+runs_app = typer.Typer(no_args_is_help=True, help="Inspect the run database.")
+models_app = typer.Typer(no_args_is_help=True, help="The model catalog: list and pull GGUF models.")
+app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+
+
+def _open_store(create: bool = False):
+    from .store import Store
+
+    return Store(create=create)
+
+
+@app.command()
+def evolve(
+    model: str = typer.Option("auto", help="Catalog name, a path to a .gguf file, or auto (strongest installed)."),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="An OpenAI-compatible server instead of in-process llama.cpp."),
+    api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
+    memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: model candidates (default 50 without --minutes)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget: wall-clock minutes."),
+    seed: int = typer.Option(0, help="Seed for sampling and program selection."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID (or latest) where it stopped."),
+    replay: Optional[str] = typer.Option(None, "--replay", help="Re-score the replies logged by RUN_ID, without a model."),
+    grammar: Optional[bool] = typer.Option(None, "--grammar/--no-grammar", help="Force the def update(...) skeleton (default: on below 2B parameters)."),
+    temperature: float = typer.Option(0.8, help="Sampling temperature."),
+    max_tokens: int = typer.Option(320, "--max-tokens", help="Longest reply, in tokens."),
+    threads: Optional[int] = typer.Option(None, help="llama.cpp threads (default: all cores; evaluation runs between generations)."),
+    fake_replies: Optional[Path] = typer.Option(None, "--fake-replies", hidden=True, help="Testing: a JSON list of replies."),
+    fake_delay: float = typer.Option(0.0, "--fake-delay", hidden=True),
+    as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+) -> None:
+    """Discover update rules: the model proposes, the gate and sandbox judge, the best survive."""
+    from .config import EvolveConfig, SamplingConfig
+    from .evolve import Evolution
+    from .gateproc import GateClient
+    from .live import EvolveView
+    from .sandbox import Sandbox
+
+    err = _stderr()
+    store = _open_store(create=True)
+    config = EvolveConfig(
+        model=model, api_base=api_base, api_model=api_model, memory=_memory_option(memory),
+        candidates=candidates if (candidates is not None or minutes is not None) else 50, minutes=minutes,
+        seed=seed, replay_run=replay,
+        sampling=SamplingConfig(temperature=temperature, max_tokens=max_tokens, grammar=grammar))
+    if threads:
+        config.llm_threads = threads
+    if fake_replies is not None:
+        config.backend = "fake"
+    if replay:
+        config.backend = "replay"
+        if candidates is None and minutes is None:
+            from .backends.replay import ReplayBackend
+
+            config.candidates = len(ReplayBackend(store, replay))
+    if resume is None:
+        config.validate()
+
+    say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
+    if config.backend == "fake":
+        from .backends.fake import ScriptedBackend
+
+        try:
+            replies = json.loads(fake_replies.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--fake-replies: {exc}") from None
+        backend, params_b = ScriptedBackend(replies, delay_s=fake_delay), None
+    elif resume is not None:
+        run = store.get_run(resume)
+        saved = EvolveConfig.from_dict({k: v for k, v in run["config"].items() if k != "prompts"})
+        from .backends import open_backend
+
+        backend, params_b = open_backend(saved, store, say)
+    else:
+        from .backends import open_backend
+
+        backend, params_b = open_backend(config, store, say)
+
+    view = EvolveView(store, lambda: evo.run_id if evo else None, console=err)
+    evo = None
+    with GateClient() as gate, Sandbox(timeout_s=config.sandbox_timeout_s, memory_mb=config.sandbox_memory_mb) as sandbox:
+        if resume is not None:
+            overrides = {}
+            if candidates is not None:
+                overrides["candidates"] = candidates
+            if minutes is not None:
+                overrides["minutes"] = minutes
+            evo = Evolution.resume(store, resume, backend, gate, sandbox, view, params_b, overrides)
+        else:
+            evo = Evolution.start(store, config, backend, gate, sandbox, view, params_b)
+        try:
+            with view:
+                summary = evo.run()
+        except KeyboardInterrupt:
+            err.print(f"symdisc: interrupted; resume with: symdisc evolve --resume {evo.run_id}", highlight=False)
+            raise typer.Exit(130)
+        finally:
+            backend.close()
+    if as_json:
+        _print_json(dict(summary, id=evo.run_id))
+    else:
+        _print_leaderboard(store, evo.run_id)
+
+
+def _print_leaderboard(store, run_id: str, limit: int = 10) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"run {run_id}: leaderboard (proxy fitness, higher is better)")
+    for col in ("id", "fitness", "best lr", "origin", "state", "status"):
+        table.add_column(col)
+    for row in store.leaderboard(run_id, limit):
+        state = f"{row['state_scalars'] or 0} scalars" if (row["state_bytes"] or 0) <= 128 else f"{row['state_bytes']} B"
+        table.add_row(str(row["id"]), f"{row['fitness']:.4f}", f"{row['best_lr']:g}" if row["best_lr"] else "",
+                      row["name"] or row["origin"], state, row["status"])
+    _stdout().print(table)
+
+
+_CANDIDATE_KEYS = ("id", "run_id", "seq", "origin", "name", "parent_id", "status", "stage", "reason", "message",
+                   "line", "fitness", "best_lr", "state_scalars", "state_bytes", "ast_hash", "fingerprint",
+                   "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms", "created_at")
+
+
+def _candidate_json(row: dict, with_text: bool = True) -> dict:
+    out = {k: row.get(k) for k in _CANDIDATE_KEYS}
+    if with_text:
+        out.update(code=row.get("code"), normalized=row.get("normalized"), response=row.get("response"))
+    return out
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: int = typer.Option(50, help="How many runs, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="A JSON list of run objects, newest first."),
+) -> None:
+    """List runs, newest first."""
+    from .store import default_db_path
+
+    if not default_db_path().exists():
+        if as_json:
+            _print_json([])
+        else:
+            _stderr().print(f"no runs yet ({default_db_path()})")
+        return
+    store = _open_store()
+    runs = store.list_runs(limit)
+    if as_json:
+        _print_json([{k: v for k, v in r.items() if k != "config"} | {"config": r["config"]} for r in runs])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"runs in {store.path}")
+    for col in ("id", "kind", "status", "model", "memory", "candidates", "best", "created"):
+        table.add_column(col)
+    for r in runs:
+        best = f"{r['best_fitness']:.4f}" if r["best_fitness"] is not None else ""
+        model = (r["model"] or "")[-28:]
+        table.add_row(r["id"], r["kind"], r["status"], model, (r["config"] or {}).get("memory", ""),
+                      str(r["candidates"]), best, r["created_at"])
+    _stdout().print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str = typer.Argument(..., help="A run id, a unique prefix, or latest."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Summary, leaderboard, rejection histogram and best code of a run."""
+    store = _open_store()
+    run = store.get_run(run_id)
+    board = store.leaderboard(run["id"], 10)
+    reasons = store.reason_counts(run["id"])
+    best = board[0] if board else None
+    if as_json:
+        _print_json(dict(run, leaderboard=[_candidate_json(r, with_text=False) for r in board], rejections=reasons,
+                         statuses=store.status_counts(run["id"], proposed_only=True),
+                         best=_candidate_json(best) if best else None))
+        return
+    out = _stdout()
+    summary = run.get("summary") or {}
+    cfg = run.get("config") or {}
+    out.print(f"[bold]run {run['id']}[/bold]  {run['kind']}  {run['status']}  created {run['created_at']}", highlight=False)
+    out.print(f"model {run['model']}  sha256 {(run['model_sha256'] or '')[:16]}  backend {run['backend']}  "
+              f"memory {cfg.get('memory')}  seed {cfg.get('seed')}", highlight=False)
+    if summary:
+        out.print(f"{summary.get('candidates', 0)} candidates, {summary.get('passed_gate', 0)} passed the gate, "
+                  f"{summary.get('tokens_per_s') or 0} tok/s, {summary.get('candidates_per_min') or 0} cand/min, "
+                  f"{summary.get('elapsed_s', 0)} s", highlight=False)
+    _print_leaderboard(store, run["id"])
+    if reasons:
+        from rich.table import Table
+
+        table = Table(title="rejections and failures by reason")
+        table.add_column("reason")
+        table.add_column("count", justify="right")
+        for reason, count in reasons.items():
+            table.add_row(reason, str(count))
+        out.print(table)
+    if best:
+        from rich.syntax import Syntax
+
+        out.print(f"best: candidate {best['id']} ({best['name'] or best['origin']}), fitness {best['fitness']:.4f}",
+                  highlight=False)
+        out.print(Syntax(best["normalized"] or best["code"] or "", "python"))
+
+
+@runs_app.command("best")
+def runs_best(
+    run_id: str = typer.Argument(..., help="A run id, a unique prefix, or latest."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The best candidate of a run (its code on stdout)."""
+    store = _open_store()
+    run = store.get_run(run_id)
+    best = store.best(run["id"])
+    if best is None:
+        raise SymdiscError(f"run {run['id']} has no evaluated candidate yet")
+    if as_json:
+        _print_json(_candidate_json(best))
+    else:
+        _stderr().print(f"candidate {best['id']}, fitness {best['fitness']:.4f}", highlight=False)
+        sys.stdout.write((best["normalized"] or best["code"]).rstrip() + "\n")
+
+
+@runs_app.command("path")
+def runs_path() -> None:
+    """Where the run database is (SYMDISC_HOME moves it)."""
+    from .store import default_db_path
+
+    typer.echo(str(default_db_path()))
+
+
+@runs_app.command("export")
+def runs_export(
+    candidate_id: int = typer.Argument(..., help="A candidate id (see runs show)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The .py file to write."),
+) -> None:
+    """Write a candidate as a one-file torch.optim.Optimizer that needs only torch."""
+    from . import __version__
+    from .export import render
+
+    store = _open_store()
+    row = store.get_candidate(candidate_id)
+    if row["status"] not in ("evaluated", "duplicate") or not row.get("normalized"):
+        raise SymdiscError(f"candidate {candidate_id} did not pass evaluation ({row['status']}: {row['reason']})")
+    memory = (store.get_run(row["run_id"])["config"] or {}).get("memory", "scalar")
+    text = render(row, memory, __version__)
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    _stderr().print(f"wrote {output}", highlight=False)
+
+
+@models_app.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Catalog models: size, installed or not, and where."""
+    from .models import list_models, models_dir
+
+    models = list_models()
+    if as_json:
+        _print_json([dict(m, id=m["name"]) for m in models])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"models (cache: {models_dir()})")
+    for col in ("name", "params", "size", "installed", "path"):
+        table.add_column(col)
+    for m in models:
+        size = f"{m['size_bytes'] / 1e6:,.0f} MB" if m.get("size_bytes") else "?"
+        table.add_row(m["name"], f"{m['params_b']:g}B", size, "yes" if m["installed"] else "no", m["path"] or "")
+    _stdout().print(table)
+
+
+@models_app.command("pull")
+def models_pull(name: str = typer.Argument(..., help="A catalog name (see models list).")) -> None:
+    """Fetch a catalog model into the model cache and verify its sha256."""
+    from .models import pull
+
+    err = _stderr()
+    path = pull(name, progress=lambda message: err.print(f"  {message}", highlight=False))
+    typer.echo(str(path))
+
+
 def main() -> None:
     """Entry point: one-line errors with exit code 1 (2 for usage errors); typer handles the rest."""
     try:

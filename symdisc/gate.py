@@ -682,8 +682,15 @@ def _canonical_hash(nodes: list, keep: set) -> str:
     """A hash that ignores names of locals, comments, docstrings, imports and formatting."""
     mapping: dict[str, str] = {}
     parts = []
+    # Skip imports and string statements with everything below them: ast.walk also yields their
+    # children (the docstring's Constant, the import's alias), which used to leak into the hash,
+    # so a docstring or an `import torch` line changed it.
+    skipped = set()
     for node in nodes:
         if isinstance(node, (ast.Import, ast.ImportFrom)) or (isinstance(node, ast.Expr) and _is_docstring(node)):
+            skipped.update(id(sub) for sub in ast.walk(node))
+    for node in nodes:
+        if id(node) in skipped:
             continue
         parts.append(type(node).__name__)
         if isinstance(node, ast.Name):

@@ -46,3 +46,38 @@ class BackendInfo:
     model_sha256: Optional[str] = None
     params_b: Optional[float] = None
     extra: dict = field(default_factory=dict)
+
+
+def open_backend(config, store=None, say=None):
+    """Build the backend a run's config asks for; returns (backend, params_b or None).
+
+    ``say`` gets one-line notes for the user (which model ``auto`` picked, for instance).
+    """
+    say = say or (lambda message: None)
+    kind = config.backend
+    if kind == "auto":
+        kind = "replay" if config.replay_run else ("openai" if config.api_base else "llamacpp")
+    if kind == "openai":
+        from ..errors import ConfigError
+        from .openai_http import OpenAIBackend
+
+        if not config.api_base:
+            raise ConfigError("the openai backend needs --api-base URL")
+        return OpenAIBackend(config.api_base, config.api_model), None
+    if kind == "replay":
+        from .replay import ReplayBackend
+
+        return ReplayBackend(store, config.replay_run), None
+    if kind == "llamacpp":
+        from ..models import resolve
+        from .llamacpp import LlamaCppBackend
+
+        model = resolve(config.model)
+        if config.model == "auto":
+            say(f"model: {model.name} ({model.path})")
+        backend = LlamaCppBackend(str(model.path), n_ctx=config.n_ctx, n_threads=config.llm_threads,
+                                  seed=config.seed, model_name=model.name, model_sha256=model.sha256)
+        return backend, model.params_b
+    from ..errors import ConfigError
+
+    raise ConfigError(f"unknown backend {kind!r} (auto, llamacpp, openai, replay)")

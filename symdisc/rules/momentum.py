@@ -1,9 +1,7 @@
 """SGD with heavy-ball momentum: one buffer shaped like the parameter (buffers class)."""
 
-BETA = 0.9
-
 
 def update(grad, param, state, lr, t):
-    buf = BETA * state.get('buf', torch.zeros_like(param)) + grad
+    buf = 0.9 * state.get('buf', torch.zeros_like(param)) + grad
     state['buf'] = buf
     return lr * buf

@@ -4,11 +4,10 @@ Sign of the gradient, the median of the signs across the layer (a "democratic vo
 EMA of that median that damps the step. State: one Python float per parameter tensor.
 """
 
-C1 = 0.9
-
 
 def update(grad, param, state, lr, t):
+    c1 = 0.9
     s = torch.sign(grad)
     med = torch.median(s).item()
-    state['m'] = C1 * state.get('m', 0.0) + (1 - C1) * med
+    state['m'] = c1 * state.get('m', 0.0) + (1 - c1) * med
     return lr / (abs(state['m']) + 1.0) * s
