@@ -74,7 +74,7 @@ def check_state(state: dict, param: torch.Tensor, memory: str) -> tuple[int, int
     return size, scalars
 
 
-def check_step(step, param: torch.Tensor) -> None:
+def check_step(step, param: torch.Tensor, finite: bool = True) -> None:
     if not isinstance(step, torch.Tensor):
         raise CandidateError("bad_output", f"update returned {type(step).__name__}, not a tensor")
     # Checked before any value is read: torch.isfinite on a `device='meta'` step raised (an import
@@ -90,17 +90,18 @@ def check_step(step, param: torch.Tensor) -> None:
                              f"{tuple(param.shape)}")
     if step.dtype != param.dtype:
         raise CandidateError("bad_output", f"the step is {step.dtype}, the parameter {param.dtype}")
-    if not bool(torch.isfinite(step).all()):
+    if finite and not bool(torch.isfinite(step).all()):
         raise CandidateError("bad_output", "the step holds NaN or infinite values")
 
 
 class CheckedRule:
     """Wraps a compiled ``update`` so that every call is checked against the contract."""
 
-    def __init__(self, update: Callable, memory: str, check_mutation: bool = True):
+    def __init__(self, update: Callable, memory: str, check_mutation: bool = True, check_finite: bool = True):
         self.update = update
         self.memory = memory
         self.check_mutation = check_mutation
+        self.check_finite = check_finite
         self.calls = 0
         self.state_bytes = 0
         self.state_scalars = 0
@@ -113,7 +114,7 @@ class CheckedRule:
         except Exception as exc:
             raise classify_exception(exc) from None
         self.calls += 1
-        check_step(step, param)
+        check_step(step, param, self.check_finite)
         self.state_bytes, self.state_scalars = check_state(state, param, self.memory)
         if self.check_mutation and not (torch.equal(grad, grad_before) and torch.equal(param, param_before)):
             raise CandidateError("mutation", "the candidate changed grad or param in place")

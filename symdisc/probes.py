@@ -42,7 +42,7 @@ def _quadratic():
     def loss_and_grad(x):
         return float(0.5 * (curvature * x * x).sum()), curvature * x
 
-    return start, loss_and_grad, 60
+    return start, loss_and_grad, 40
 
 
 def _rosenbrock():
@@ -57,7 +57,7 @@ def _rosenbrock():
         gb = 200 * (b - a * a)
         return float(loss), torch.stack([ga, gb], dim=1)
 
-    return start, loss_and_grad, 150
+    return start, loss_and_grad, 80
 
 
 def _descend(rule: CheckedRule, problem, report: ProbeReport, name: str) -> tuple[float, float]:

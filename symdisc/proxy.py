@@ -115,38 +115,36 @@ def _loss_and_grads(params, x, y, classes):
 
 def proxy_fitness(update: Callable, memory: str, cfg: ProxyConfig) -> dict:
     tasks = _tasks(cfg)
-    rule = CheckedRule(update, memory, check_mutation=False)  # stage 0 already checked mutation
+    # Stage 0 already checked mutation and finiteness call by call; here finiteness is checked once
+    # per step on all networks at once (a non-finite step makes that network's weights non-finite),
+    # which keeps the per-call overhead, the proxy's main cost, low.
+    rule = CheckedRule(update, memory, check_mutation=False, check_finite=False)
     n_nets = cfg.seeds * len(cfg.lrs)
     lrs = [cfg.lrs[k % len(cfg.lrs)] for k in range(n_nets)]
     params = [p.clone() for p in tasks.params0]
+    views = [p.unbind(0) for p in params]  # per-network views, updated in place below
     states = [[{} for _ in params] for _ in range(n_nets)]
     alive = [True] * n_nets
     net_index = torch.arange(n_nets).unsqueeze(1)
-    last_loss = torch.zeros(n_nets)
     for t in range(1, cfg.steps + 1):
         idx = tasks.batches[t - 1]
-        x = tasks.x_train[net_index, idx]
-        y = tasks.y_train[net_index, idx]
-        loss, grads = _loss_and_grads(params, x, y, cfg.classes)
-        last_loss = loss
+        loss, grads = _loss_and_grads(params, tasks.x_train[net_index, idx], tasks.y_train[net_index, idx], cfg.classes)
+        healthy = (torch.isfinite(loss) & (loss < 1e3)).tolist()
+        finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params]).all(0).tolist()
+        grad_views = [g.unbind(0) for g in grads]
         for k in range(n_nets):
             if not alive[k]:
                 continue
-            if not math.isfinite(float(loss[k])) or float(loss[k]) > 1e3:
-                alive[k] = False
+            if not (healthy[k] and finite[k]):
+                alive[k] = False  # diverged: NaN or exploding loss, or non-finite weights
                 continue
             for j in range(4):
-                try:
-                    step = rule(grads[j][k], params[j][k], states[k][j], lrs[k], t)
-                except CandidateError as err:
-                    if err.reason == "bad_output" and "NaN" in err.message:
-                        alive[k] = False  # a non-finite step is divergence of this network
-                        break
-                    raise
-                params[j][k] -= step
+                views[j][k].sub_(rule(grad_views[j][k], views[j][k], states[k][j], lrs[k], t))
+    last_loss = _loss_and_grads(params, tasks.x_train, tasks.y_train, cfg.classes)[0]
     _, logits = _forward(params, tasks.x_val)
     correct = (logits.argmax(dim=2) == tasks.y_val).float().mean(dim=1)
-    accuracy = [float(correct[k]) if alive[k] and math.isfinite(float(last_loss[k])) else 0.0 for k in range(n_nets)]
+    ok = torch.isfinite(last_loss).tolist()
+    accuracy = [float(correct[k]) if alive[k] and ok[k] else 0.0 for k in range(n_nets)]
     per_lr = {}
     for i, lr in enumerate(cfg.lrs):
         values = [accuracy[s * len(cfg.lrs) + i] for s in range(cfg.seeds)]

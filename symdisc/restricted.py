@@ -32,16 +32,6 @@ class CandidateError(Exception):
         self.message = message
 
 
-def _refuse_out(fn: Callable, name: str) -> Callable:
-    def call(*args, **kwargs):
-        if "out" in kwargs:
-            raise CandidateError("inplace", f"torch.{name}(out=...) writes in place")
-        return fn(*args, **kwargs)
-
-    call.__name__ = name
-    return call
-
-
 class _Namespace:
     """A read-only bag of allowed callables and constants; the real module stays out of reach."""
 
@@ -56,17 +46,20 @@ class _Namespace:
 
 
 def _build_torch_proxy() -> _Namespace:
+    # The real functions, not wrappers: a wrapper per call is the proxy fitness's largest overhead.
+    # `out=` cannot reach them: the gate (which the worker re-runs) rejects an `out` keyword, and
+    # `**kwargs` calls go through guarded_apply below.
     members = {}
     for name in TORCH_FUNCS:
         fn = getattr(torch, name, None)
         if fn is not None:
-            members[name] = _refuse_out(fn, name)
+            members[name] = fn
     for name in TORCH_CONSTANTS:
         if hasattr(torch, name):
             members[name] = getattr(torch, name)
     for sub, names in TORCH_SUBMODULES.items():
         module = getattr(torch, sub)
-        members[sub] = _Namespace(f"torch.{sub}", {n: _refuse_out(getattr(module, n), n) for n in names})
+        members[sub] = _Namespace(f"torch.{sub}", {n: getattr(module, n) for n in names})
     return _Namespace("torch", members)
 
 
