@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -42,7 +43,8 @@ def _stderr():
 def _stdout():
     from rich.console import Console
 
-    return Console()
+    # Piped output (a log, `| less`) keeps table rows on one line instead of rich's 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _print_json(obj) -> None:
@@ -381,6 +383,123 @@ def models_pull(name: str = typer.Argument(..., help="A catalog name (see models
     err = _stderr()
     path = pull(name, progress=lambda message: err.print(f"  {message}", highlight=False))
     typer.echo(str(path))
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Data sets for symdisc bench.")
+app.add_typer(data_app, name="data")
+
+
+@app.command()
+def bench(
+    candidates: list[str] = typer.Argument(..., help="Optimizers to test: a built-in name, a RUN_ID (its best), a CANDIDATE_ID, or a .py file."),
+    against: str = typer.Option("adam", help="Comma-separated baselines (built-in names or the same kinds as CANDIDATE)."),
+    task: str = typer.Option("fmnist-noisy", help="fmnist-noisy, fmnist, mnist or cifar10."),
+    noise: Optional[float] = typer.Option(None, help="Training-label noise rate (default: the task's, 0.2 for fmnist-noisy)."),
+    seeds: int = typer.Option(3, help="Seeds per optimizer."),
+    epochs: Optional[float] = typer.Option(None, help="Training length in epochs (default 3)."),
+    steps: Optional[int] = typer.Option(None, help="Training length in steps (instead of --epochs)."),
+    tune: int = typer.Option(0, help="Optuna TPE trials per optimizer for the learning rate (0: documented defaults)."),
+    tune_steps: int = typer.Option(300, "--tune-steps", help="Training steps per tuning trial."),
+    lr: list[str] = typer.Option([], "--lr", help="NAME=VALUE: a fixed learning rate for one optimizer (repeatable)."),
+    batch: int = typer.Option(128, help="Mini-batch size."),
+    subset: Optional[int] = typer.Option(None, help="Train on a random subset of this many examples."),
+    suite: Optional[str] = typer.Option(None, help="evo-optimizer: that project's protocol and table."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where local data sets live (CIFAR-10)."),
+    evals: int = typer.Option(1, "--evals-per-epoch", help="Test-set evaluations per epoch."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: runs/bench/RUN_ID)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Train real models with discovered and classic optimizers and compare them fairly."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .bench import run_bench
+    from .config import BenchConfig
+
+    if epochs is not None and steps is not None:
+        raise UsageError("give --epochs or --steps, not both")
+    fixed = {}
+    for item in lr:
+        name, _, value = item.partition("=")
+        try:
+            fixed[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--lr wants NAME=VALUE, got {item!r}") from None
+    config = BenchConfig(candidates=list(candidates), against=[a for a in against.split(",") if a], task=task,
+                         noise=noise, seeds=seeds, epochs=3 if epochs is None and steps is None else epochs,
+                         steps=steps, batch=batch, tune=tune, tune_steps=tune_steps, lr=fixed, suite=suite,
+                         subset=subset, data_dir=str(data_dir) if data_dir else None, evals_per_epoch=evals)
+    store = _open_store(create=True)
+    err = _stderr()
+    t0 = time.perf_counter()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err, transient=True)
+    with progress:
+        report = run_bench(config, store, out, progress, say=lambda m: err.print(f"symdisc: {m}", highlight=False))
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    if as_json:
+        _print_json(report)
+    else:
+        _print_bench(report)
+    if report["status"] == "interrupted":
+        err.print("symdisc: interrupted; finished seeds are kept above and in the database", highlight=False)
+        raise typer.Exit(130)
+
+
+def _print_bench(report: dict) -> None:
+    from rich.table import Table
+
+    out = _stdout()
+    for task, data in report["tasks"].items():
+        table = Table(title=f"symdisc bench {report['id']}: {task} (test accuracy, mean ± std over seeds)")
+        for col in ("optimizer", "lr", "final acc", "best acc", "state", "class", "steps/s", "seeds"):
+            table.add_column(col)
+        for name, s in sorted(data["summary"].items(), key=lambda kv: -kv[1]["final_mean"]):
+            state = f"{s['state_bytes'] / 1024:.1f} KiB" if s["state_bytes"] >= 1024 else f"{s['state_bytes']} B"
+            diverged = f" ({s['diverged']} diverged)" if s["diverged"] else ""
+            table.add_row(name, f"{s['lr']:.3g}", f"{s['final_mean']:.4f} ± {s['final_std']:.4f}",
+                          f"{s['best_mean']:.4f} ± {s['best_std']:.4f}", state, s["memory_class"],
+                          f"{s['steps_per_s']:.1f}", f"{s['seeds']}{diverged}")
+        out.print(table)
+        for line in data["verdicts"]:
+            out.print(f"  {line}", highlight=False)
+    if "overall_fitness" in report:
+        table = Table(title="evo-optimizer protocol: task fitness = acc + 0.05 * max(0, 1 - final loss)")
+        tasks = list(report["tasks"])
+        for col in ["optimizer", "overall", *tasks]:
+            table.add_column(col)
+        for name, fit in sorted(report["overall_fitness"].items(), key=lambda kv: kv[1]):
+            cells = [f"{report['tasks'][t]['summary'][name]['evo_fitness']:.4f}" for t in tasks]
+            table.add_row(name, f"{fit:.4f}", *cells)
+        out.print(table)
+    for task, files in report["files"].items():
+        out.print(f"files ({task}): {', '.join(files.values())}", highlight=False)
+    out.print(f"wall time {report.get('wall_s', 0):.0f} s", highlight=False)
+
+
+@data_app.command("status")
+def data_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Which data sets are present, and how to get the missing ones."""
+    from . import data
+
+    rows = []
+    for name in data.DATASETS:
+        where = data.locate(name)
+        rows.append({"id": name, "present": where is not None, "path": where,
+                     "how_to_get": None if where else data.HOW_TO_GET[name]})
+    if as_json:
+        _print_json(rows)
+        return
+    for r in rows:
+        state = f"present: {r['path']}" if r["present"] else f"missing: {r['how_to_get']}"
+        typer.echo(f"{r['id']:<14} {state}")
+
+
+@data_app.command("pull")
+def data_pull(name: str = typer.Argument(..., help="fashion-mnist, mnist or cifar10")) -> None:
+    """Download a data set with torchvision (needs internet and torchvision)."""
+    from . import data
+
+    typer.echo(str(data.pull(name)))
 
 
 def main() -> None:

