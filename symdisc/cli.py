@@ -120,7 +120,9 @@ def evolve(
     api_base: Optional[str] = typer.Option(None, "--api-base", help="An OpenAI-compatible server instead of in-process llama.cpp."),
     api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
-    candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: model candidates (default 50 without --minutes)."),
+    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, genome (GA), tpe (Optuna) or random."),
+    funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on a held-out real-data task."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget: wall-clock minutes."),
     seed: int = typer.Option(0, help="Seed for sampling and program selection."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID (or latest) where it stopped."),
@@ -145,7 +147,7 @@ def evolve(
     config = EvolveConfig(
         model=model, api_base=api_base, api_model=api_model, memory=_memory_option(memory),
         candidates=candidates if (candidates is not None or minutes is not None) else 50, minutes=minutes,
-        seed=seed, replay_run=replay,
+        seed=seed, replay_run=replay, proposer=proposer, funnel=funnel,
         sampling=SamplingConfig(temperature=temperature, max_tokens=max_tokens, grammar=grammar))
     if threads:
         config.llm_threads = threads
@@ -161,37 +163,28 @@ def evolve(
         config.validate()
 
     say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
-    if config.backend == "fake":
-        from .backends.fake import ScriptedBackend
-
-        try:
-            replies = json.loads(fake_replies.read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"--fake-replies: {exc}") from None
-        backend, params_b = ScriptedBackend(replies, delay_s=fake_delay), None
-    elif resume is not None:
+    saved = config
+    if resume is not None:
         run = store.get_run(resume)
         saved = EvolveConfig.from_dict({k: v for k, v in run["config"].items() if k != "prompts"})
-        from .backends import open_backend
-
-        backend, params_b = open_backend(saved, store, say)
-    else:
-        from .backends import open_backend
-
-        backend, params_b = open_backend(config, store, say)
+        if fake_replies is not None:
+            saved.backend = "fake"
+    the_proposer = _build_proposer(saved, store, say, fake_replies, fake_delay)
+    heldout = saved.funnel and _heldout_available(say)
 
     view = EvolveView(store, lambda: evo.run_id if evo else None, console=err)
     evo = None
-    with GateClient() as gate, Sandbox(timeout_s=config.sandbox_timeout_s, memory_mb=config.sandbox_memory_mb) as sandbox:
+    with GateClient() as gate, Sandbox(timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb,
+                                       heldout=heldout) as sandbox:
         if resume is not None:
             overrides = {}
             if candidates is not None:
                 overrides["candidates"] = candidates
             if minutes is not None:
                 overrides["minutes"] = minutes
-            evo = Evolution.resume(store, resume, backend, gate, sandbox, view, params_b, overrides)
+            evo = Evolution.resume(store, resume, the_proposer, gate, sandbox, view, overrides=overrides)
         else:
-            evo = Evolution.start(store, config, backend, gate, sandbox, view, params_b)
+            evo = Evolution.start(store, config, the_proposer, gate, sandbox, view)
         try:
             with view:
                 summary = evo.run()
@@ -199,23 +192,53 @@ def evolve(
             err.print(f"symdisc: interrupted; resume with: symdisc evolve --resume {evo.run_id}", highlight=False)
             raise typer.Exit(130)
         finally:
-            backend.close()
+            the_proposer.close()
     if as_json:
         _print_json(dict(summary, id=evo.run_id))
     else:
         _print_leaderboard(store, evo.run_id)
 
 
+def _build_proposer(config, store, say, fake_replies: Optional[Path] = None, fake_delay: float = 0.0):
+    """The proposer a config asks for; the llm one around its backend (a scripted one for tests)."""
+    from .proposers import make_proposer
+
+    if config.proposer != "llm":
+        return make_proposer(config.proposer)
+    if config.backend == "fake":
+        from .backends.fake import ScriptedBackend
+
+        try:
+            replies = json.loads(fake_replies.read_text())
+        except (OSError, ValueError, AttributeError) as exc:
+            raise UsageError(f"--fake-replies: {exc}") from None
+        return make_proposer("llm", ScriptedBackend(replies, delay_s=fake_delay))
+    from .backends import open_backend
+
+    backend, params_b = open_backend(config, store, say)
+    return make_proposer("llm", backend, params_b)
+
+
+def _heldout_available(say) -> bool:
+    from .data import locate
+
+    if locate("fashion-mnist") is None:
+        say("funnel off: the held-out stage needs Fashion-MNIST (see `symdisc data status`)")
+        return False
+    return True
+
+
 def _print_leaderboard(store, run_id: str, limit: int = 10) -> None:
     from rich.table import Table
 
-    table = Table(title=f"run {run_id}: leaderboard (proxy fitness, higher is better)")
-    for col in ("id", "fitness", "best lr", "origin", "state", "status"):
+    table = Table(title=f"run {run_id}: leaderboard (held-out score where the funnel gave one, then proxy fitness)")
+    for col in ("id", "held-out", "proxy", "best lr", "origin", "state"):
         table.add_column(col)
     for row in store.leaderboard(run_id, limit):
         state = f"{row['state_scalars'] or 0} scalars" if (row["state_bytes"] or 0) <= 128 else f"{row['state_bytes']} B"
-        table.add_row(str(row["id"]), f"{row['fitness']:.4f}", f"{row['best_lr']:g}" if row["best_lr"] else "",
-                      row["name"] or row["origin"], state, row["status"])
+        heldout = f"{row['heldout']:.4f}" if row.get("heldout") is not None else ""
+        table.add_row(str(row["id"]), heldout, f"{row['fitness']:.4f}", f"{row['best_lr']:g}" if row["best_lr"] else "",
+                      row["name"] or row["origin"], state)
     _stdout().print(table)
 
 
@@ -274,9 +297,12 @@ def runs_show(
     board = store.leaderboard(run["id"], 10)
     reasons = store.reason_counts(run["id"])
     best = board[0] if board else None
+    from .funnel import funnel_report
+
+    funnel = funnel_report(store.candidates(run["id"], ["evaluated"]))
     if as_json:
         _print_json(dict(run, leaderboard=[_candidate_json(r, with_text=False) for r in board], rejections=reasons,
-                         statuses=store.status_counts(run["id"], proposed_only=True),
+                         statuses=store.status_counts(run["id"], proposed_only=True), funnel=funnel,
                          best=_candidate_json(best) if best else None))
         return
     out = _stdout()
@@ -299,10 +325,18 @@ def runs_show(
         for reason, count in reasons.items():
             table.add_row(reason, str(count))
         out.print(table)
+    if funnel["with_heldout"]:
+        rho = f"{funnel['spearman']:+.2f}" if funnel["spearman"] is not None else "n/a (fewer than 3)"
+        out.print(f"funnel: {funnel['with_heldout']} candidates with a held-out score; proxy vs held-out rank "
+                  f"correlation {rho}", highlight=False)
+        if funnel["proxy_best_is_heldout_best"] is False:
+            out.print(f"[yellow]warning:[/yellow] the proxy's best (candidate {funnel['proxy_best_id']}) is not the "
+                      f"held-out best (candidate {funnel['heldout_best_id']}): the proxy may be overfit", highlight=False)
     if best:
         from rich.syntax import Syntax
 
-        out.print(f"best: candidate {best['id']} ({best['name'] or best['origin']}), fitness {best['fitness']:.4f}",
+        heldout = f", held-out {best['heldout']:.4f}" if best.get("heldout") is not None else ""
+        out.print(f"best: candidate {best['id']} ({best['name'] or best['origin']}), proxy {best['fitness']:.4f}{heldout}",
                   highlight=False)
         out.print(Syntax(best["normalized"] or best["code"] or "", "python"))
 

@@ -53,6 +53,7 @@ class EvolveConfig:
     candidates: Optional[int] = 50
     minutes: Optional[float] = None
     seed: int = 0
+    funnel: bool = True  # candidates that beat the incumbent also get the held-out real-data score
     prompt_programs: int = 4  # best programs shown to the model
     prompt_errors: int = 3  # the design card's "controlled amnesia": only the last three errors
     n_ctx: int = 4096
@@ -63,6 +64,10 @@ class EvolveConfig:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
 
     def validate(self) -> "EvolveConfig":
+        from .proposers import PROPOSERS
+
+        if self.proposer not in PROPOSERS:
+            raise ConfigError(f"proposer must be one of {', '.join(PROPOSERS)}, not {self.proposer!r}")
         if self.memory not in MEMORY_CLASSES:
             raise ConfigError(f"memory must be one of {', '.join(MEMORY_CLASSES)}, not {self.memory!r}")
         if self.candidates is None and self.minutes is None:

@@ -78,4 +78,18 @@ def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | N
         ms["proxy"] = (time.perf_counter() - t2) * 1e3
         result["stage"] = "proxy"
         result["fitness"] = result["proxy"]["fitness"]
+    if "heldout" in stages:
+        from .heldout import heldout_fitness
+
+        t3 = time.perf_counter()
+        try:
+            result["heldout"] = heldout_fitness(update, memory)
+        except CandidateError as err:
+            ms["heldout"] = (time.perf_counter() - t3) * 1e3
+            return _failure("heldout", err, ms)
+        except Exception as exc:  # the data set went missing: not the candidate's fault
+            return {"ok": False, "stage": "heldout", "reason": "crash", "message": f"held-out stage: {exc}"[:300],
+                    "ms": ms}
+        ms["heldout"] = (time.perf_counter() - t3) * 1e3
+        result["stage"] = "heldout"
     return result

@@ -7,8 +7,8 @@ evaluation in flight, and ``--resume`` re-judges that stored reply instead of lo
 
 from __future__ import annotations
 
+import json
 import os
-import random
 import sys
 import time
 from dataclasses import asdict
@@ -16,11 +16,11 @@ from importlib import metadata
 from typing import Callable, Optional
 
 from . import rules
-from .backends import Request
 from .config import EvolveConfig
 from .errors import ConfigError, UsageError
 from .programs import ProgramDatabase
-from .prompting import UPDATE_GRAMMAR, PromptTexts, grammar_enabled, load_prompts, user_message
+from .prompting import PromptTexts, load_prompts
+from .proposers import Proposal
 from .store import Store
 
 Event = Callable[[str, dict], None]
@@ -39,38 +39,46 @@ def _versions() -> dict:
 class Evolution:
     """One run of the loop. Build it with ``start`` or ``resume``; then call ``run``."""
 
-    def __init__(self, store: Store, run_id: str, config: EvolveConfig, texts: PromptTexts, backend, gate,
-                 sandbox, on_event: Optional[Event] = None, params_b: Optional[float] = None,
-                 elapsed_before_s: float = 0.0):
+    def __init__(self, store: Store, run_id: str, config: EvolveConfig, texts: PromptTexts, proposer, gate,
+                 sandbox, on_event: Optional[Event] = None, elapsed_before_s: float = 0.0):
         self.store = store
         self.run_id = run_id
         self.config = config
         self.texts = texts
-        self.system = texts.system_message()
-        self.backend = backend
+        self.proposer = proposer
         self.gate = gate
         self.sandbox = sandbox
         self.on_event = on_event or (lambda kind, data: None)
-        self.grammar = UPDATE_GRAMMAR if grammar_enabled(config.sampling.grammar, params_b) else None
         self.db = ProgramDatabase()
+        self.first_proposal_seq = 0
         self.elapsed_before_s = elapsed_before_s
         self.session_start = time.monotonic()
         self.stats = {"generated": 0, "tokens_out": 0, "gen_ms": 0.0}
 
     # -- construction --------------------------------------------------------------------------
-    @classmethod
-    def start(cls, store: Store, config: EvolveConfig, backend, gate, sandbox, on_event: Optional[Event] = None,
-              params_b: Optional[float] = None) -> "Evolution":
-        config.validate()
-        texts = load_prompts(config.memory)
-        record = dict(config.as_dict(), prompts=texts.as_dict())
-        info = getattr(backend, "info", {}) or {}
-        run_id = store.create_run("evolve", record, model=info.get("model"), model_sha256=info.get("model_sha256"),
-                                  backend=info.get("backend"), versions_json=_versions())
-        return cls(store, run_id, config, texts, backend, gate, sandbox, on_event, params_b)
+    @staticmethod
+    def _as_proposer(proposer, params_b: Optional[float]):
+        """A text-generation backend stands for the llm proposer around it."""
+        if hasattr(proposer, "generate"):
+            from .proposers.llm import LLMProposer
+
+            return LLMProposer(proposer, params_b)
+        return proposer
 
     @classmethod
-    def resume(cls, store: Store, run_id: str, backend, gate, sandbox, on_event: Optional[Event] = None,
+    def start(cls, store: Store, config: EvolveConfig, proposer, gate, sandbox, on_event: Optional[Event] = None,
+              params_b: Optional[float] = None, parent_run: Optional[str] = None) -> "Evolution":
+        config.validate()
+        proposer = cls._as_proposer(proposer, params_b)
+        texts = load_prompts(config.memory)
+        record = dict(config.as_dict(), prompts=texts.as_dict())
+        info = getattr(proposer, "info", {}) or {}
+        run_id = store.create_run("evolve", record, model=info.get("model"), model_sha256=info.get("model_sha256"),
+                                  backend=info.get("backend"), versions_json=_versions(), parent_run=parent_run)
+        return cls(store, run_id, config, texts, proposer, gate, sandbox, on_event)
+
+    @classmethod
+    def resume(cls, store: Store, run_id: str, proposer, gate, sandbox, on_event: Optional[Event] = None,
                params_b: Optional[float] = None, overrides: Optional[dict] = None) -> "Evolution":
         run = store.get_run(run_id)
         if run["kind"] != "evolve":
@@ -87,7 +95,7 @@ class Evolution:
         config.validate()
         texts = PromptTexts(**prompts) if prompts else load_prompts(config.memory)
         summary = run.get("summary") or {}
-        evo = cls(store, run["id"], config, texts, backend, gate, sandbox, on_event, params_b,
+        evo = cls(store, run["id"], config, texts, cls._as_proposer(proposer, params_b), gate, sandbox, on_event,
                   elapsed_before_s=float(summary.get("elapsed_s", 0.0)))
         store.update_run(run["id"], status="running", pid=os.getpid(),
                          config_json=dict(config.as_dict(), prompts=texts.as_dict()))
@@ -99,8 +107,10 @@ class Evolution:
         self.on_event("start", {"run_id": self.run_id, "config": self.config})
         try:
             self._load()
+            self.proposer.start(self)
             self._seed()
             self._finish_pending()
+            self.first_proposal_seq = self.store.next_seq(self.run_id)
             while not self._budget_spent():
                 self.step()
         except KeyboardInterrupt:
@@ -113,25 +123,20 @@ class Evolution:
 
     def step(self) -> dict:
         seq = self.store.next_seq(self.run_id)
-        rng = random.Random(self.config.seed * 1_000_003 + seq)
-        shown = self.db.select(self.config.prompt_programs, rng)
-        errors = self.store.last_errors(self.run_id, self.config.prompt_errors)
-        user = user_message(self.texts, shown, errors)
-        s = self.config.sampling
-        request = Request(system=self.system, user=user, temperature=s.temperature, top_p=s.top_p,
-                          max_tokens=s.max_tokens, seed=self.config.seed * 1_000_003 + seq, grammar=self.grammar)
         self.on_event("generating", {"seq": seq})
-        generation = self.backend.generate(request)
+        proposal: Proposal = self.proposer.propose(self, seq)
         self.stats["generated"] += 1
-        self.stats["tokens_out"] += generation.tokens_out
-        self.stats["gen_ms"] += generation.ms
-        parent = max(shown, key=lambda p: p["fitness"])["id"] if shown else None
+        self.stats["tokens_out"] += proposal.tokens_out
+        self.stats["gen_ms"] += proposal.gen_ms
         candidate_id = self.store.add_candidate(
-            self.run_id, seq, "llm", parent_id=parent, prompt=user, response=generation.text,
-            tokens_in=generation.tokens_in, tokens_out=generation.tokens_out, gen_ms=generation.ms)
-        return self.judge(candidate_id, generation.text)
+            self.run_id, seq, proposal.origin, parent_id=proposal.parent_id, prompt=proposal.prompt,
+            response=proposal.text, tokens_in=proposal.tokens_in, tokens_out=proposal.tokens_out,
+            gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None)
+        row = self.judge(candidate_id, proposal.text)
+        self.proposer.observe(proposal.genome, row)
+        return row
 
-    def judge(self, candidate_id: int, reply: str) -> dict:
+    def judge(self, candidate_id: int, reply: str, always_heldout: bool = False) -> dict:
         """Gate, deduplicate, evaluate and record one candidate; returns its final row."""
         memory = self.config.memory
         t0 = time.perf_counter()
@@ -165,7 +170,31 @@ class Evolution:
         if twin is not None:
             update.update(status="duplicate", reason="repeat", duplicate_of=twin,
                           message=f"behaves exactly like candidate {twin}; try a different idea")
+        elif self._promote(update["fitness"], always_heldout):
+            update["heldout"] = self._heldout(candidate_id, gated.normalized)
         return self._record(candidate_id, update)
+
+    # -- the funnel ----------------------------------------------------------------------------
+    def _promote(self, fitness: Optional[float], always: bool) -> bool:
+        """A candidate that beats the incumbent on the proxy goes on to the held-out stage."""
+        if not self.config.funnel or not getattr(self.sandbox, "heldout", False) or fitness is None:
+            return False
+        incumbent = self.db.best_by_proxy()
+        return always or incumbent is None or fitness > incumbent["fitness"]
+
+    def _heldout(self, candidate_id: int, code: str) -> Optional[float]:
+        answer = self.sandbox.evaluate(code, self.config.memory, stages=("heldout",),
+                                       timeout_s=self.config.sandbox_timeout_s * 4)
+        detail = answer.get("heldout")
+        ms = answer.get("ms", {}).get("heldout")
+        if not answer.get("ok") or not detail:
+            self.store.add_evaluation(candidate_id, "heldout", False, reason=answer.get("reason"),
+                                      message=answer.get("message"), ms=ms)
+            return 0.0 if answer.get("stage") == "heldout" and answer.get("reason") != "crash" else None
+        for i, acc in enumerate(detail.get("per_seed", [])):
+            self.store.add_evaluation(candidate_id, "heldout", True, fitness=acc, seed=7000 + i)
+        self.store.add_evaluation(candidate_id, "heldout", True, fitness=detail["fitness"], ms=ms, detail=detail)
+        return detail["fitness"]
 
     # -- helpers -------------------------------------------------------------------------------
     def _record(self, candidate_id: int, update: dict) -> dict:
@@ -209,7 +238,7 @@ class Evolution:
             code = rules.source(name)
             seq = self.store.next_seq(self.run_id)
             candidate_id = self.store.add_candidate(self.run_id, seq, "seed", name=name, response=code)
-            row = self.judge(candidate_id, code)
+            row = self.judge(candidate_id, code, always_heldout=True)
             if row["status"] != "evaluated":
                 raise ConfigError(f"built-in seed {name} failed: {row['reason']}: {row['message']}")
 
@@ -217,7 +246,8 @@ class Evolution:
         """Replies stored by a run that was killed before their verdict: judge them now."""
         for row in self.store.candidates(self.run_id, ["pending"]):
             self.on_event("resumed", {"seq": row["seq"]})
-            self.judge(row["id"], row["response"] or "")
+            judged = self.judge(row["id"], row["response"] or "")
+            self.proposer.observe(json.loads(row["genome_json"]) if row.get("genome_json") else None, judged)
 
     def llm_candidates(self) -> int:
         return sum(self.store.status_counts(self.run_id, proposed_only=True).values())

@@ -35,7 +35,12 @@ class ProgramDatabase:
             self.programs[row["id"]] = row
 
     def ranked(self) -> list[dict]:
+        """By proxy fitness: what every proposer optimizes (the held-out score only audits it)."""
         return sorted(self.programs.values(), key=lambda p: (-p["fitness"], p["seq"]))
+
+    def best_by_proxy(self) -> Optional[dict]:
+        ranked = self.ranked()
+        return ranked[0] if ranked else None
 
     def best(self) -> Optional[dict]:
         ranked = self.ranked()

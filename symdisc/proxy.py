@@ -51,9 +51,7 @@ def _make_task(seed: int, cfg: ProxyConfig):
     teacher2 = torch.randn(2 * cfg.hidden, cfg.classes, generator=g) / math.sqrt(2 * cfg.hidden)
     labels = (torch.tanh(x @ teacher1) @ teacher2).argmax(dim=1)
     y_train = flip_labels(labels[: cfg.n_train], cfg.noise, cfg.classes, g)
-    w1 = torch.randn(cfg.hidden, cfg.dim, generator=g) * math.sqrt(2.0 / cfg.dim)
-    w2 = torch.randn(cfg.classes, cfg.hidden, generator=g) * math.sqrt(1.0 / cfg.hidden)
-    params = [w1, torch.zeros(cfg.hidden), w2, torch.zeros(cfg.classes)]
+    params = student_init(cfg.dim, cfg.hidden, cfg.classes, g)
     batches = torch.randint(0, cfg.n_train, (cfg.steps, cfg.batch), generator=g)
     flipped = float((y_train != labels[: cfg.n_train]).float().mean())
     return x[: cfg.n_train], y_train, x[cfg.n_train:], labels[cfg.n_train:], params, batches, flipped
@@ -64,12 +62,23 @@ def _tasks(cfg: ProxyConfig) -> _Tasks:
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    per_seed = [_make_task(cfg.task_seed + i, cfg) for i in range(cfg.seeds)]
-    repeat = len(cfg.lrs)
-    # Network k trains seed k // len(lrs) with lr lrs[k % len(lrs)]: the same data and the same
-    # initial weights for every lr of a seed (paired comparison).
+    tasks = stack_tasks([_make_task(cfg.task_seed + i, cfg) for i in range(cfg.seeds)], len(cfg.lrs))
+    _CACHE[key] = tasks
+    return tasks
+
+
+def student_init(dim: int, hidden: int, classes: int, g: torch.Generator) -> list:
+    w1 = torch.randn(hidden, dim, generator=g) * math.sqrt(2.0 / dim)
+    w2 = torch.randn(classes, hidden, generator=g) * math.sqrt(1.0 / hidden)
+    return [w1, torch.zeros(hidden), w2, torch.zeros(classes)]
+
+
+def stack_tasks(per_seed: list, repeat: int) -> _Tasks:
+    """Stack per-seed tasks (x_train, y_train, x_val, y_val, params, batches, flipped fraction) into
+    one batch of networks. Network k trains seed k // repeat with lr number k % repeat: the same data
+    and the same initial weights for every lr of a seed (a paired comparison)."""
     stack = lambda items: torch.stack([item for item in items for _ in range(repeat)])  # noqa: E731
-    tasks = _Tasks(
+    return _Tasks(
         x_train=stack([t[0] for t in per_seed]),
         y_train=stack([t[1] for t in per_seed]),
         x_val=stack([t[2] for t in per_seed]),
@@ -78,8 +87,6 @@ def _tasks(cfg: ProxyConfig) -> _Tasks:
         batches=stack([t[5] for t in per_seed]).transpose(0, 1).contiguous(),
         noisy_fraction=sum(t[6] for t in per_seed) / len(per_seed),
     )
-    _CACHE[key] = tasks
-    return tasks
 
 
 def _forward(params, x):
@@ -89,7 +96,7 @@ def _forward(params, x):
     return hidden, logits
 
 
-def _loss_and_grads(params, x, y, classes):
+def _loss_and_grads(params, x, y):
     """Mean cross-entropy per network and its gradients, by hand."""
     w1, b1, w2, b2 = params
     hidden, logits = _forward(params, x)
@@ -107,21 +114,27 @@ def _loss_and_grads(params, x, y, classes):
 
 
 def proxy_fitness(update: Callable, memory: str, cfg: ProxyConfig) -> dict:
-    tasks = _tasks(cfg)
+    return train_stacked(update, memory, _tasks(cfg), cfg.lrs, cfg.seeds, cfg.steps)
+
+
+def train_stacked(update: Callable, memory: str, tasks: _Tasks, lrs_grid, seeds: int, steps: int) -> dict:
+    """Train every (seed, lr) network of ``tasks`` with the candidate; score clean validation accuracy.
+    Shared by the proxy and the held-out stage (which builds its tasks from real data)."""
     # Stage 0 already checked mutation and finiteness call by call; here finiteness is checked once
     # per step on all networks at once (a non-finite step makes that network's weights non-finite),
     # which keeps the per-call overhead, the proxy's main cost, low.
     rule = CheckedRule(update, memory, check_mutation=False, check_finite=False)
-    n_nets = cfg.seeds * len(cfg.lrs)
-    lrs = [cfg.lrs[k % len(cfg.lrs)] for k in range(n_nets)]
+    n_lrs = len(lrs_grid)
+    n_nets = seeds * n_lrs
+    lrs = [lrs_grid[k % n_lrs] for k in range(n_nets)]
     params = [p.clone() for p in tasks.params0]
     views = [p.unbind(0) for p in params]  # per-network views, updated in place below
     states = [[{} for _ in params] for _ in range(n_nets)]
     alive = [True] * n_nets
     net_index = torch.arange(n_nets).unsqueeze(1)
-    for t in range(1, cfg.steps + 1):
+    for t in range(1, steps + 1):
         idx = tasks.batches[t - 1]
-        loss, grads = _loss_and_grads(params, tasks.x_train[net_index, idx], tasks.y_train[net_index, idx], cfg.classes)
+        loss, grads = _loss_and_grads(params, tasks.x_train[net_index, idx], tasks.y_train[net_index, idx])
         healthy = (torch.isfinite(loss) & (loss < 1e3)).tolist()
         finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params]).all(0).tolist()
         grad_views = [g.unbind(0) for g in grads]
@@ -133,23 +146,22 @@ def proxy_fitness(update: Callable, memory: str, cfg: ProxyConfig) -> dict:
                 continue
             for j in range(4):
                 views[j][k].sub_(rule(grad_views[j][k], views[j][k], states[k][j], lrs[k], t))
-    last_loss = _loss_and_grads(params, tasks.x_train, tasks.y_train, cfg.classes)[0]
     _, logits = _forward(params, tasks.x_val)
     correct = (logits.argmax(dim=2) == tasks.y_val).float().mean(dim=1)
-    ok = torch.isfinite(last_loss).tolist()
-    accuracy = [float(correct[k]) if alive[k] and ok[k] else 0.0 for k in range(n_nets)]
+    finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params]).all(0).tolist()
+    accuracy = [float(correct[k]) if alive[k] and finite[k] else 0.0 for k in range(n_nets)]
     per_lr = {}
-    for i, lr in enumerate(cfg.lrs):
-        values = [accuracy[s * len(cfg.lrs) + i] for s in range(cfg.seeds)]
+    for i, lr in enumerate(lrs_grid):
+        values = [accuracy[s * n_lrs + i] for s in range(seeds)]
         per_lr[f"{lr:g}"] = sum(values) / len(values)
     if not any(alive):
-        raise CandidateError("diverged", "training diverged on every proxy task and learning rate")
-    best = max(range(len(cfg.lrs)), key=lambda i: per_lr[f"{cfg.lrs[i]:g}"])
+        raise CandidateError("diverged", "training diverged on every task and learning rate")
+    best = max(range(n_lrs), key=lambda i: per_lr[f"{lrs_grid[i]:g}"])
     return {
-        "fitness": per_lr[f"{cfg.lrs[best]:g}"],
-        "best_lr": cfg.lrs[best],
+        "fitness": per_lr[f"{lrs_grid[best]:g}"],
+        "best_lr": lrs_grid[best],
         "per_lr": per_lr,
-        "per_seed": [accuracy[s * len(cfg.lrs) + best] for s in range(cfg.seeds)],
+        "per_seed": [accuracy[s * n_lrs + best] for s in range(seeds)],
         "diverged": sum(1 for a in alive if not a),
         "state_bytes": rule.state_bytes,
         "state_scalars": rule.state_scalars,

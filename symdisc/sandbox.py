@@ -54,8 +54,10 @@ def isolation_prefix(mode: str = "auto") -> tuple[list, str]:
 class Sandbox(ChildProcess):
     """A persistent worker. Use as a context manager; ``evaluate`` never raises for candidate faults."""
 
-    def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, isolation: str = "auto"):
+    def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, isolation: str = "auto",
+                 heldout: bool = False):
         super().__init__()
+        self.heldout = heldout  # load the funnel's held-out data set in the worker before lock-down
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.isolation = isolation
@@ -70,6 +72,8 @@ class Sandbox(ChildProcess):
         env = dict(os.environ)
         env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                    PYTHONDONTWRITEBYTECODE="1", SYMDISC_SANDBOX_MEMORY_MB=str(self.memory_mb))
+        if self.heldout:
+            env["SYMDISC_HELDOUT"] = "1"
         try:
             self.spawn(prefix + [sys.executable, "-u", str(sandbox_worker_path())], env)
         except OSError as exc:

@@ -104,13 +104,19 @@ MIGRATIONS: list[tuple[str, str]] = [
     );
     CREATE INDEX bench_results_run ON bench_results(run_id);
     """),
+    ("genomes and the held-out funnel", """
+    ALTER TABLE candidates ADD COLUMN genome_json TEXT;   -- genome proposers: the genome (and TPE trial)
+    ALTER TABLE candidates ADD COLUMN heldout REAL;       -- held-out score, for candidates the funnel promoted
+    ALTER TABLE runs ADD COLUMN parent_run TEXT;          -- compare: the comparison a run belongs to
+    """),
 ]
 
-RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid")
+RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid",
+              "parent_run")
 CANDIDATE_FIELDS = (
     "origin", "name", "parent_id", "prompt", "response", "code", "normalized", "ast_hash", "fingerprint",
     "status", "stage", "reason", "message", "line", "fitness", "best_lr", "state_scalars", "state_bytes",
-    "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms",
+    "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms", "genome_json", "heldout",
 )
 
 
@@ -273,9 +279,11 @@ class Store:
         return 0 if row[0] is None else row[0] + 1
 
     def leaderboard(self, run_id: str, limit: int = 10) -> list[dict]:
+        """Evaluated candidates, best first: ranked by held-out score where the funnel gave one, then by
+        proxy fitness (the held-out score is the harder test; see the funnel in evolve.py)."""
         rows = self.db.execute(
             "SELECT * FROM candidates WHERE run_id = ? AND status = 'evaluated' AND fitness IS NOT NULL "
-            "ORDER BY fitness DESC, seq ASC LIMIT ?", (run_id, limit))
+            "ORDER BY heldout IS NULL, heldout DESC, fitness DESC, seq ASC LIMIT ?", (run_id, limit))
         return [dict(r) for r in rows]
 
     def best(self, run_id: str) -> Optional[dict]:

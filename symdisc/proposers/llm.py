@@ -1,0 +1,46 @@
+"""The language-model proposer: the design card's loop (best programs + last three errors)."""
+
+from __future__ import annotations
+
+import random
+from typing import Optional
+
+from ..backends import Request
+from ..prompting import UPDATE_GRAMMAR, grammar_enabled, user_message
+from . import Proposal
+
+
+class LLMProposer:
+    name = "llm"
+
+    def __init__(self, backend, params_b: Optional[float] = None):
+        self.backend = backend
+        self.params_b = params_b
+        self.info = dict(getattr(backend, "info", {}) or {})
+        self.system = ""
+        self.grammar: Optional[str] = None
+
+    def start(self, evolution) -> None:
+        self.system = evolution.texts.system_message()
+        enabled = grammar_enabled(evolution.config.sampling.grammar, self.params_b)
+        self.grammar = UPDATE_GRAMMAR if enabled else None
+
+    def propose(self, evolution, seq: int) -> Proposal:
+        config = evolution.config
+        rng = random.Random(config.seed * 1_000_003 + seq)
+        shown = evolution.db.select(config.prompt_programs, rng)
+        errors = evolution.store.last_errors(evolution.run_id, config.prompt_errors)
+        user = user_message(evolution.texts, shown, errors)
+        s = config.sampling
+        request = Request(system=self.system, user=user, temperature=s.temperature, top_p=s.top_p,
+                          max_tokens=s.max_tokens, seed=config.seed * 1_000_003 + seq, grammar=self.grammar)
+        generation = self.backend.generate(request)
+        parent = max(shown, key=lambda p: p["fitness"])["id"] if shown else None
+        return Proposal(text=generation.text, origin="llm", prompt=user, parent_id=parent,
+                        tokens_in=generation.tokens_in, tokens_out=generation.tokens_out, gen_ms=generation.ms)
+
+    def observe(self, genome, row: dict) -> None:
+        pass  # the model learns from the database: its prompt reads the best programs and last errors
+
+    def close(self) -> None:
+        self.backend.close()
