@@ -419,6 +419,127 @@ def models_pull(name: str = typer.Argument(..., help="A catalog name (see models
     typer.echo(str(path))
 
 
+@app.command()
+def compare(
+    proposers: str = typer.Option("llm,genome,tpe,random", help="Comma-separated strategies."),
+    evaluations: int = typer.Option(50, "--evaluations", "-e", help="Sandbox evaluations per repeat (the shared budget)."),
+    repeats: int = typer.Option(2, "--repeats", "-r", help="Independent repeats per strategy (seeds 0..R-1)."),
+    memory: str = typer.Option("scalar", "--memory", "-m"),
+    model: str = typer.Option("auto", help="Model for the llm strategy."),
+    funnel: bool = typer.Option(True, "--funnel/--no-funnel"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figure (default: runs/compare/RUN_ID)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run search strategies with the same evaluation budget and compare their best-so-far."""
+    from .compare import plot_compare, run_compare
+    from .config import EvolveConfig
+    from .gateproc import GateClient
+    from .proposers import PROPOSERS, make_proposer
+    from .sandbox import Sandbox
+
+    names = [p for p in proposers.split(",") if p]
+    for name in names:
+        if name not in PROPOSERS:
+            raise UsageError(f"unknown proposer {name!r} (one of {', '.join(PROPOSERS)})")
+    memory = _memory_option(memory)
+    store = _open_store(create=True)
+    err = _stderr()
+    say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
+    backend = params_b = None
+    if "llm" in names:
+        from .backends import open_backend
+
+        backend, params_b = open_backend(EvolveConfig(model=model), store, say)
+
+    def build(name):
+        return make_proposer(name, backend, params_b) if name == "llm" else make_proposer(name)
+
+    heldout = funnel and _heldout_available(say)
+    t0 = time.perf_counter()
+    with GateClient() as gate, Sandbox(heldout=heldout) as sandbox:
+        report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox, funnel=heldout, say=say)
+    if backend is not None:
+        backend.close()
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    folder = Path(out) if out else store.path.parent / "compare" / report["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    png = plot_compare(folder / "best_so_far.png", report["results"], report["seed_baseline"])
+    report["figure"] = str(png) if png else None
+    if as_json:
+        _print_json(report)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"symdisc compare {report['id']}: best proxy fitness after % of {evaluations} evaluations "
+                        f"(mean ± std over repeats)")
+    for col in ("strategy", "10%", "25%", "50%", "100%", "held-out of best", "candidates", "wall s"):
+        table.add_column(col)
+    for name, row in report["table"].items():
+        cells = []
+        for key in ("10%", "25%", "50%", "100%"):
+            c = row[key]
+            cells.append(f"{c['mean']:.4f} ± {c['std']:.4f}" if c["mean"] is not None else "")
+        held = f"{row['best_heldout_mean']:.4f}" if row["best_heldout_mean"] is not None else ""
+        table.add_row(name, *cells, held, f"{row['candidates_mean']:.0f}", f"{row['wall_s_mean']:.0f}")
+    out_console = _stdout()
+    out_console.print(table)
+    if report["seed_baseline"] is not None:
+        out_console.print(f"best built-in seed (proxy): {report['seed_baseline']:.4f}", highlight=False)
+    out_console.print(f"figure: {report['figure']}; wall time {report['wall_s']:.0f} s", highlight=False)
+
+
+@app.command()
+def simplify(
+    candidate_id: int = typer.Argument(..., help="An evaluated candidate (see runs show)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Drop statements and round constants while the held-out score stays within the noise band."""
+    from .gateproc import GateClient
+    from .sandbox import Sandbox
+    from .simplify import simplify_code
+
+    store = _open_store()
+    row = store.get_candidate(candidate_id)
+    if row["status"] not in ("evaluated", "duplicate") or not row.get("normalized"):
+        raise SymdiscError(f"candidate {candidate_id} did not pass evaluation ({row['status']}: {row['reason']})")
+    err = _stderr()
+    if not _heldout_available(lambda m: err.print(f"symdisc: {m}", highlight=False)):
+        raise SymdiscError("simplify judges by the held-out score, which needs Fashion-MNIST")
+    run = store.get_run(row["run_id"])
+    memory = (run["config"] or {}).get("memory", "scalar")
+    from .config import ProxyConfig
+
+    proxy = (run["config"] or {}).get("proxy") or ProxyConfig().__dict__
+    with GateClient() as gate, Sandbox(heldout=True) as sandbox:
+        def score(code):
+            gated = gate.check(code, memory)
+            if not gated.verdict.ok:
+                return None
+            answer = sandbox.evaluate(gated.normalized, memory, stages=("probe", "proxy", "heldout"), proxy=proxy,
+                                      timeout_s=120)
+            return answer if answer.get("ok") and answer.get("heldout") else None
+
+        result = simplify_code(row["normalized"], score, say=lambda m: err.print(f"  {m}", highlight=False))
+    answer = result["answer"]
+    new_id = store.add_candidate(
+        row["run_id"], store.next_seq(row["run_id"]), "simplify", status="evaluated", parent_id=candidate_id,
+        name=f"simplified-{candidate_id}", code=result["code"], normalized=result["code"], response=result["code"],
+        fitness=answer["fitness"], best_lr=answer["proxy"]["best_lr"], heldout=answer["heldout"]["fitness"],
+        state_scalars=answer.get("state_scalars"), state_bytes=answer.get("state_bytes"),
+        fingerprint=answer.get("fingerprint"), eval_ms=answer["ms"].get("sandbox"))
+    report = {"id": new_id, "parent_id": candidate_id, "steps": result["steps"], "band": result["band"],
+              "heldout_before": result["original"]["heldout"]["fitness"], "heldout_after": answer["heldout"]["fitness"],
+              "size_before": result["size_before"], "size_after": result["size_after"], "code": result["code"]}
+    if as_json:
+        _print_json(report)
+        return
+    out = _stdout()
+    out.print(f"candidate {candidate_id} -> {new_id}: {len(result['steps'])} simplifications, syntax nodes "
+              f"{result['size_before']} -> {result['size_after']}, held-out {report['heldout_before']:.4f} -> "
+              f"{report['heldout_after']:.4f} (noise band {result['band']:.4f})", highlight=False)
+    sys.stdout.write(result["code"])
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Data sets for symdisc bench.")
 app.add_typer(data_app, name="data")
 

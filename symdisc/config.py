@@ -52,6 +52,7 @@ class EvolveConfig:
     memory: str = SCALAR
     candidates: Optional[int] = 50
     minutes: Optional[float] = None
+    evaluations: Optional[int] = None  # budget in sandbox evaluations (what `symdisc compare` equalizes)
     seed: int = 0
     funnel: bool = True  # candidates that beat the incumbent also get the held-out real-data score
     prompt_programs: int = 4  # best programs shown to the model
@@ -70,7 +71,7 @@ class EvolveConfig:
             raise ConfigError(f"proposer must be one of {', '.join(PROPOSERS)}, not {self.proposer!r}")
         if self.memory not in MEMORY_CLASSES:
             raise ConfigError(f"memory must be one of {', '.join(MEMORY_CLASSES)}, not {self.memory!r}")
-        if self.candidates is None and self.minutes is None:
+        if self.candidates is None and self.minutes is None and self.evaluations is None:
             raise ConfigError("give a budget: --candidates N and/or --minutes M")
         if self.candidates is not None and self.candidates < 1:
             raise ConfigError("--candidates must be at least 1")

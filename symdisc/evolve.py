@@ -260,6 +260,8 @@ class Evolution:
             return True
         if self.config.minutes is not None and self.elapsed_s() >= self.config.minutes * 60:
             return True
+        if self.config.evaluations is not None and self.store.evaluated_count(self.run_id) >= self.config.evaluations:
+            return True
         return False
 
     def summary(self) -> dict:

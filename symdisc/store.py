@@ -278,6 +278,12 @@ class Store:
         row = self.db.execute("SELECT MAX(seq) FROM candidates WHERE run_id = ?", (run_id,)).fetchone()
         return 0 if row[0] is None else row[0] + 1
 
+    def evaluated_count(self, run_id: str) -> int:
+        """Proposed candidates that reached the sandbox (the unit of `symdisc compare`'s budget)."""
+        row = self.db.execute("SELECT COUNT(*) FROM candidates WHERE run_id = ? AND origin != 'seed' "
+                              "AND eval_ms IS NOT NULL", (run_id,)).fetchone()
+        return row[0]
+
     def leaderboard(self, run_id: str, limit: int = 10) -> list[dict]:
         """Evaluated candidates, best first: ranked by held-out score where the funnel gave one, then by
         proxy fitness (the held-out score is the harder test; see the funnel in evolve.py)."""

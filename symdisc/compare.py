@@ -1,0 +1,139 @@
+"""`symdisc compare`: search strategies side by side under the same evaluation budget.
+
+Each strategy runs R independent repeats (seeds 0..R-1) with the same number of sandbox
+evaluations, the same proxy tasks and seeds, and the same memory class. Best-so-far proxy fitness
+is read back from the run database after 10, 25, 50 and 100% of the budget; wall time is reported
+beside it because a model's proposals cost far more than a genome's.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from .config import EvolveConfig, ProxyConfig
+from .evolve import Evolution
+from .store import Store
+
+CHECKPOINTS = (0.10, 0.25, 0.50, 1.00)
+
+
+def best_so_far(rows: list[dict]) -> list[float]:
+    """Best proxy fitness after each sandbox evaluation of proposed candidates (seeds excluded)."""
+    curve, best = [], 0.0
+    for row in rows:
+        if row["origin"] == "seed" or row.get("eval_ms") is None:
+            continue
+        if row.get("fitness") is not None and row["status"] in ("evaluated", "duplicate"):
+            best = max(best, row["fitness"])
+        curve.append(best)
+    return curve
+
+
+def at_fraction(curve: list[float], budget: int, fraction: float) -> Optional[float]:
+    i = max(1, int(round(budget * fraction)))
+    if not curve:
+        return None
+    return curve[min(i, len(curve)) - 1]
+
+
+def run_compare(store: Store, proposers: list[str], evaluations: int, repeats: int, memory: str,
+                make_proposer: Callable[[str], object], gate, sandbox, proxy: Optional[ProxyConfig] = None,
+                funnel: bool = True, on_event=None, say=None) -> dict:
+    say = say or (lambda message: None)
+    config_record = {"proposers": proposers, "evaluations": evaluations, "repeats": repeats, "memory": memory,
+                     "proxy": (proxy or ProxyConfig()).__dict__, "funnel": funnel}
+    compare_id = store.create_run("compare", config_record)
+    results: dict = {p: [] for p in proposers}
+    status = "finished"
+    try:
+        for name in proposers:
+            for repeat in range(repeats):
+                say(f"{name}, repeat {repeat + 1}/{repeats}")
+                config = EvolveConfig(proposer=name, memory=memory, seed=repeat, evaluations=evaluations,
+                                      candidates=evaluations * 5,  # a cap for proposers that are mostly rejected
+                                      funnel=funnel, proxy=proxy or ProxyConfig())
+                t0 = time.perf_counter()
+                evo = Evolution.start(store, config, make_proposer(name), gate, sandbox, on_event, parent_run=compare_id)
+                summary = evo.run()
+                rows = store.candidates(evo.run_id)
+                best = store.best(evo.run_id)
+                results[name].append({
+                    "run_id": evo.run_id, "seed": repeat, "wall_s": time.perf_counter() - t0,
+                    "curve": best_so_far(rows), "candidates": summary["candidates"],
+                    "best_heldout": best.get("heldout") if best else None,
+                })
+    except KeyboardInterrupt:
+        status = "interrupted"
+    report = summarize_compare(results, evaluations)
+    report["seed_baseline"] = _seed_baseline(store, results)
+    store.update_run(compare_id, status=status, summary_json=report)
+    report["id"] = compare_id
+    report["status"] = status
+    report["results"] = results
+    return report
+
+
+def _seed_baseline(store: Store, results: dict) -> Optional[float]:
+    for runs in results.values():
+        for r in runs:
+            seeds = [c["fitness"] for c in store.candidates(r["run_id"]) if c["origin"] == "seed" and c["fitness"]]
+            if seeds:
+                return max(seeds)
+    return None
+
+
+def summarize_compare(results: dict, evaluations: int) -> dict:
+    table = {}
+    for name, runs in results.items():
+        if not runs:
+            continue
+        row = {}
+        for fraction in CHECKPOINTS:
+            values = [v for v in (at_fraction(r["curve"], evaluations, fraction) for r in runs) if v is not None]
+            row[f"{int(fraction * 100)}%"] = {
+                "mean": statistics.mean(values) if values else None,
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            }
+        heldouts = [r["best_heldout"] for r in runs if r["best_heldout"] is not None]
+        row["best_heldout_mean"] = statistics.mean(heldouts) if heldouts else None
+        row["wall_s_mean"] = statistics.mean(r["wall_s"] for r in runs)
+        row["candidates_mean"] = statistics.mean(r["candidates"] for r in runs)
+        row["repeats"] = len(runs)
+        table[name] = row
+    return {"table": table, "evaluations": evaluations}
+
+
+def plot_compare(path: Path, results: dict, baseline: Optional[float]) -> Optional[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, runs in results.items():
+        curves = [r["curve"] for r in runs if r["curve"]]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        mean = [statistics.mean(c[i] for c in curves) for i in range(length)]
+        std = [statistics.stdev([c[i] for c in curves]) if len(curves) > 1 else 0.0 for i in range(length)]
+        xs = list(range(1, length + 1))
+        line, = ax.plot(xs, mean, label=f"{name} ({len(curves)} repeats)")
+        ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                        color=line.get_color(), alpha=0.15)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", label="best built-in seed")
+    ax.set_xlabel("sandbox evaluations")
+    ax.set_ylabel("best proxy fitness so far")
+    ax.set_title("symdisc compare: search strategies under the same budget")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
