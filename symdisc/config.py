@@ -38,6 +38,7 @@ class SamplingConfig:
     temperature: float = 0.8
     top_p: float = 0.95
     max_tokens: int = 320
+    repeat_penalty: float = 1.05  # mild: code repeats names legitimately, but not whole terms
     grammar: Optional[bool] = None  # None: on for models under 2B parameters
 
 

@@ -16,14 +16,14 @@ from .contract import UPDATE_ARGS
 from .errors import ConfigError
 from .resources import prompts_dir
 
-# Forces the reply to be one `def update(...)`: body lines at the function's own indentation may
-# not start with "r" (so the only way to say `return` there is the final rule, which ends the
-# reply) and no line may hold "#" or a backtick (small models otherwise ramble in comments and
-# fences until max_tokens). Deeper-indented lines (inside if/for) are free.
+# Forces the reply to be one `def update(...)`: at most 12 body lines of at most 100 characters,
+# where lines at the function's own indentation may not start with "r" (so the only way to say
+# `return` there is the final rule, which ends the reply), and no line holds "#" or a backtick.
+# Small models otherwise ramble in comments, fences or one endless expression until max_tokens.
 UPDATE_GRAMMAR = r'''
-root   ::= "def update(''' + ", ".join(UPDATE_ARGS) + r'''):\n" line{0,24} return
-line   ::= "    " ( [^\n`#r ] [^\n`#]* | " " [^\n`#]* ) "\n"
-return ::= "    return " [^\n`#]+ "\n"
+root   ::= "def update(''' + ", ".join(UPDATE_ARGS) + r'''):\n" line{0,12} return
+line   ::= "    " ( [^\n`#r ] [^\n`#]{0,95} | " " [^\n`#]{1,95} ) "\n"
+return ::= "    return " [^\n`#]{1,90} "\n"
 '''
 
 GRAMMAR_MAX_PARAMS_B = 2.0  # below this size, models need the skeleton forced on them

@@ -26,6 +26,7 @@ class Request:
     temperature: float = 0.8
     top_p: float = 0.95
     max_tokens: int = 320
+    repeat_penalty: float = 1.0
     seed: Optional[int] = None
     grammar: Optional[str] = None  # GBNF; backends that cannot constrain ignore it
 

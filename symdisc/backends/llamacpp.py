@@ -53,6 +53,7 @@ class LlamaCppBackend:
         kwargs = dict(
             messages=[{"role": "system", "content": request.system}, {"role": "user", "content": request.user}],
             temperature=request.temperature, top_p=request.top_p, max_tokens=request.max_tokens,
+            repeat_penalty=request.repeat_penalty,
         )
         if request.seed is not None:
             kwargs["seed"] = request.seed

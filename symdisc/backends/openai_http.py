@@ -34,6 +34,8 @@ class OpenAIBackend:
         }
         if request.seed is not None:
             body["seed"] = request.seed
+        if request.repeat_penalty != 1.0:
+            body["repeat_penalty"] = request.repeat_penalty  # llama-server's name; others ignore it
         if request.grammar:
             body["grammar"] = request.grammar  # llama-server honours it; others ignore unknown fields
         headers = {"Content-Type": "application/json"}

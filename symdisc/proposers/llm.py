@@ -33,7 +33,8 @@ class LLMProposer:
         user = user_message(evolution.texts, shown, errors)
         s = config.sampling
         request = Request(system=self.system, user=user, temperature=s.temperature, top_p=s.top_p,
-                          max_tokens=s.max_tokens, seed=config.seed * 1_000_003 + seq, grammar=self.grammar)
+                          max_tokens=s.max_tokens, repeat_penalty=s.repeat_penalty, seed=config.seed * 1_000_003 + seq,
+                          grammar=self.grammar)
         generation = self.backend.generate(request)
         parent = max(shown, key=lambda p: p["fitness"])["id"] if shown else None
         return Proposal(text=generation.text, origin="llm", prompt=user, parent_id=parent,

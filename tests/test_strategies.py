@@ -1,0 +1,182 @@
+"""Search strategies (genome GA, TPE, random), the held-out funnel, compare and simplify."""
+
+import json
+import random
+
+import pytest
+
+from symdisc import data
+from symdisc.compare import at_fraction, best_so_far, run_compare
+from symdisc.config import EvolveConfig, ProxyConfig
+from symdisc.contract import BUFFERS, SCALAR
+from symdisc.evolve import Evolution
+from symdisc.funnel import funnel_report, spearman
+from symdisc.gate import check_code
+from symdisc.genome import (SCALAR_TERMS, Genome, crossover, evo_optimizer_genome, mutate, random_genome,
+                            to_source)
+from symdisc.proposers import make_proposer
+from symdisc.simplify import simplify_code, variants
+from symdisc.store import Store
+
+FAST = ProxyConfig(seeds=2, steps=30)
+HAVE_FMNIST = data.locate("fashion-mnist") is not None
+
+
+@pytest.mark.parametrize("memory", [SCALAR, BUFFERS])
+def test_every_genome_compiles_to_a_candidate_the_gate_accepts(memory):
+    rng = random.Random(0)
+    for _ in range(200):
+        g = random_genome(rng, memory)
+        if rng.random() < 0.5:
+            g = mutate(crossover(g, random_genome(rng, memory), rng), rng, 0.5, memory)
+        result = check_code(to_source(g), memory)
+        assert result.verdict.ok, (result.verdict.one_line(), to_source(g))
+        if memory == SCALAR:
+            assert set(g.terms) <= set(SCALAR_TERMS)
+
+
+def test_genome_variation_keeps_the_genome_valid():
+    rng = random.Random(1)
+    a, b = random_genome(rng, BUFFERS), random_genome(rng, BUFFERS)
+    for _ in range(100):
+        child = mutate(crossover(a, b, rng), rng, 0.8, BUFFERS)
+        assert 1 <= len(child.terms) <= 4 and len(child.terms) == len(child.alphas)
+        assert 0.5 <= child.beta1 <= 0.99 and -10 <= child.eps_log10 <= -4
+        a, b = b, child
+    assert Genome.from_dict(json.loads(json.dumps(a.as_dict()))) == a
+
+
+def test_evo_optimizer_genome_in_contract_form():
+    source = to_source(evo_optimizer_genome())
+    assert check_code(source, BUFFERS).verdict.ok
+    assert not check_code(source, SCALAR).verdict.ok  # ADAM_TERM needs per-element buffers
+    assert "torch.sign(g)" in source and "min(1.0, t / 100)" in source and "math.cos" in source
+
+
+@pytest.mark.parametrize("name", ["genome", "random", "tpe"])
+def test_genome_proposers_run_through_the_same_loop(home, gate, sandbox, name):
+    store = Store()
+    config = EvolveConfig(proposer=name, candidates=14, proxy=FAST, funnel=False)
+    evo = Evolution.start(store, config, make_proposer(name), gate, sandbox)
+    summary = evo.run()
+    rows = [r for r in store.candidates(evo.run_id) if r["origin"] == name]
+    assert len(rows) == 14 and summary["candidates"] == 14
+    assert all(json.loads(r["genome_json"])["genome"]["terms"] for r in rows)
+    assert sum(r["status"] == "evaluated" for r in rows) >= 7
+    if name == "tpe":
+        import optuna
+
+        study = optuna.load_study(study_name=f"symdisc-{evo.run_id}", storage=f"sqlite:///{store.path}")
+        assert len(study.trials) == 14
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        told = {json.loads(r["genome_json"])["trial"]: r for r in rows}
+        for trial in study.trials:
+            row = told[trial.number]
+            assert trial.value == pytest.approx(row["fitness"] if row["fitness"] is not None else 0.0)
+
+
+def test_tpe_run_resumes_its_study(home, gate, sandbox):
+    import optuna
+
+    store = Store()
+    first = Evolution.start(store, EvolveConfig(proposer="tpe", candidates=5, proxy=FAST, funnel=False),
+                            make_proposer("tpe"), gate, sandbox)
+    first.run()
+    resumed = Evolution.resume(store, first.run_id, make_proposer("tpe"), gate, sandbox, overrides={"candidates": 9})
+    resumed.run()
+    study = optuna.load_study(study_name=f"symdisc-{first.run_id}", storage=f"sqlite:///{store.path}")
+    assert len(study.trials) == 9
+    assert len([r for r in store.candidates(first.run_id) if r["origin"] == "tpe"]) == 9
+
+
+def test_spearman_and_funnel_report():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2], [1, 2]) is None
+    rows = [dict(id=i, fitness=f, heldout=h, status="evaluated") for i, (f, h) in
+            enumerate([(0.6, 0.70), (0.7, 0.72), (0.8, 0.71), (0.9, None)])]
+    report = funnel_report(rows)
+    assert report["with_heldout"] == 3 and report["proxy_best_id"] == 3 and report["heldout_best_id"] == 1
+    assert report["proxy_best_is_heldout_best"] is False
+
+
+@pytest.fixture(scope="module")
+def heldout_sandbox():
+    if not HAVE_FMNIST:
+        pytest.skip("Fashion-MNIST is not installed (make install puts Debian's dataset-fashion-mnist)")
+    from symdisc.sandbox import Sandbox
+
+    with Sandbox(timeout_s=30, heldout=True) as sb:
+        yield sb
+
+
+def test_funnel_promotes_only_proxy_winners_and_ranks_by_heldout(home, gate, heldout_sandbox):
+    store = Store()
+    evo = Evolution.start(store, EvolveConfig(proposer="random", candidates=10, proxy=FAST, seed=3),
+                          make_proposer("random"), gate, heldout_sandbox)
+    evo.run()
+    rows = store.candidates(evo.run_id)
+    seeds = [r for r in rows if r["origin"] == "seed"]
+    assert all(r["heldout"] is not None for r in seeds)  # baselines always get the held-out score
+    incumbent = max(r["fitness"] for r in seeds)
+    for r in rows:
+        if r["origin"] != "random" or r["status"] != "evaluated":
+            continue
+        if r["heldout"] is not None:
+            assert r["fitness"] > incumbent - 1e-12
+            incumbent = max(incumbent, r["fitness"])
+            evals = store.evaluations(r["id"])
+            assert [e["seed"] for e in evals if e["stage"] == "heldout" and e["seed"]] == [7000, 7001]
+        else:
+            assert r["fitness"] <= incumbent
+    board = store.leaderboard(evo.run_id)
+    with_heldout = [r for r in board if r["heldout"] is not None]
+    assert board[: len(with_heldout)] == with_heldout
+    assert [r["heldout"] for r in with_heldout] == sorted((r["heldout"] for r in with_heldout), reverse=True)
+
+
+def test_simplify_removes_dead_code_and_rounds_constants(gate, heldout_sandbox):
+    bloated = ("def update(grad, param, state, lr, t):\n    unused = grad * 2.0\n    s = torch.sign(grad)\n"
+               "    return lr * 1.0013 * s\n")
+    descriptions = [d for d, _ in variants(bloated)]
+    assert any(d.startswith("drop line 2") for d in descriptions) and any("1.0013 -> 1.0" in d for d in descriptions)
+
+    def score(code):
+        gated = gate.check(code, SCALAR)
+        if not gated.verdict.ok:
+            return None
+        answer = heldout_sandbox.evaluate(gated.normalized, SCALAR, stages=("probe", "proxy", "heldout"),
+                                          proxy=FAST.__dict__)
+        return answer if answer.get("ok") else None
+
+    result = simplify_code(bloated, score)
+    assert "unused" not in result["code"] and "1.0013" not in result["code"]
+    assert result["size_after"] < result["size_before"]
+    assert result["answer"]["heldout"]["fitness"] >= result["original"]["heldout"]["fitness"] - result["band"]
+
+
+def test_compare_gives_every_strategy_the_same_budget(home, gate, sandbox):
+    store = Store()
+    report = run_compare(store, ["random", "genome"], evaluations=6, repeats=2, memory=SCALAR,
+                         make_proposer=make_proposer, gate=gate, sandbox=sandbox, proxy=FAST, funnel=False)
+    assert set(report["table"]) == {"random", "genome"}
+    for name, runs in report["results"].items():
+        assert len(runs) == 2
+        for r in runs:
+            assert store.evaluated_count(r["run_id"]) == 6
+            assert store.get_run(r["run_id"])["parent_run"] == report["id"]
+            assert len(r["curve"]) == 6 and r["curve"] == sorted(r["curve"])
+    assert store.get_run(report["id"])["kind"] == "compare"
+    row = report["table"]["random"]
+    assert row["10%"]["mean"] <= row["100%"]["mean"]
+
+
+def test_best_so_far_counts_sandbox_evaluations_only():
+    rows = [dict(origin="seed", eval_ms=1, fitness=0.9, status="evaluated"),
+            dict(origin="llm", eval_ms=None, fitness=None, status="rejected"),
+            dict(origin="llm", eval_ms=1, fitness=0.5, status="evaluated"),
+            dict(origin="llm", eval_ms=1, fitness=None, status="failed"),
+            dict(origin="llm", eval_ms=1, fitness=0.6, status="evaluated")]
+    curve = best_so_far(rows)
+    assert curve == [0.5, 0.5, 0.6]
+    assert at_fraction(curve, 3, 0.10) == 0.5 and at_fraction(curve, 3, 1.0) == 0.6
