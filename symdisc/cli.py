@@ -271,7 +271,7 @@ def runs_list(
     store = _open_store()
     runs = store.list_runs(limit)
     if as_json:
-        _print_json([{k: v for k, v in r.items() if k != "config"} | {"config": r["config"]} for r in runs])
+        _print_json(runs)
         return
     from rich.table import Table
 
