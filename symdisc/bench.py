@@ -290,36 +290,17 @@ def write_outputs(out: Path, config: BenchConfig, results: list[SeedResult], sum
 
 
 def plot(path: Path, results: list[SeedResult], task: str) -> Optional[Path]:
-    try:
-        import matplotlib
+    from .figures import mean_band_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    names = list(dict.fromkeys(r.optimizer for r in results))
-    for name in names:
+    series = {}
+    for name in dict.fromkeys(r.optimizer for r in results):
         runs = [r for r in results if r.optimizer == name and r.curve]
-        if not runs:
-            continue
-        length = min(len(r.curve) for r in runs)
-        xs = [runs[0].curve[i][1] for i in range(length)]
-        per_point = [[r.curve[i][2] for r in runs] for i in range(length)]
-        mean = [statistics.mean(v) for v in per_point]
-        std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per_point]
-        line, = ax.plot(xs, mean, marker="o", label=f"{name} ({len(runs)} seeds)")
-        ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                        color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (clean labels)")
-    ax.set_title(f"symdisc bench: {task}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+        if runs:
+            length = min(len(r.curve) for r in runs)
+            xs = [runs[0].curve[i][1] for i in range(length)]
+            series[f"{name} ({len(runs)} seeds)"] = (xs, [[r.curve[i][2] for i in range(length)] for r in runs])
+    return mean_band_figure(path, series, "epoch", "test accuracy (clean labels)", f"symdisc bench: {task}",
+                            marker="o")
 
 
 # -- the whole bench ----------------------------------------------------------------------------------

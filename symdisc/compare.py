@@ -107,33 +107,14 @@ def summarize_compare(results: dict, evaluations: int) -> dict:
 
 
 def plot_compare(path: Path, results: dict, baseline: Optional[float]) -> Optional[Path]:
-    try:
-        import matplotlib
+    from .figures import mean_band_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    series = {}
     for name, runs in results.items():
         curves = [r["curve"] for r in runs if r["curve"]]
-        if not curves:
-            continue
-        length = min(len(c) for c in curves)
-        mean = [statistics.mean(c[i] for c in curves) for i in range(length)]
-        std = [statistics.stdev([c[i] for c in curves]) if len(curves) > 1 else 0.0 for i in range(length)]
-        xs = list(range(1, length + 1))
-        line, = ax.plot(xs, mean, label=f"{name} ({len(curves)} repeats)")
-        ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                        color=line.get_color(), alpha=0.15)
-    if baseline is not None:
-        ax.axhline(baseline, color="grey", linestyle="--", label="best built-in seed")
-    ax.set_xlabel("sandbox evaluations")
-    ax.set_ylabel("best proxy fitness so far")
-    ax.set_title("symdisc compare: search strategies under the same budget")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+        if curves:
+            length = min(len(c) for c in curves)
+            series[f"{name} ({len(curves)} repeats)"] = (list(range(1, length + 1)), [c[:length] for c in curves])
+    return mean_band_figure(path, series, "sandbox evaluations", "best proxy fitness so far",
+                            "symdisc compare: search strategies under the same budget",
+                            hline=(baseline, "best built-in seed") if baseline is not None else None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field, replace
 
-from .contract import BUFFERS, SCALAR
+from .contract import SCALAR
 
 TERMS = ("GRAD", "MOMENTUM", "RMS_NORM", "ADAM_TERM", "SIGN_GRAD", "SQRT_GRAD", "NESTEROV")
 NEEDS_M = {"MOMENTUM", "ADAM_TERM", "NESTEROV"}
@@ -170,4 +170,4 @@ def evo_optimizer_genome() -> Genome:
                   bias_correction=False, clip=False, warmup=True, warmup_steps=100, cosine=True)
 
 
-__all__ = ["Genome", "TERMS", "SCALAR_TERMS", "to_source", "random_genome", "crossover", "mutate", "BUFFERS"]
+

@@ -327,13 +327,8 @@ class Store:
         return cur.lastrowid
 
     def evaluations(self, candidate_id: int) -> list[dict]:
-        rows = self.db.execute("SELECT * FROM evaluations WHERE candidate_id = ? ORDER BY id", (candidate_id,))
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["detail"] = json.loads(d.pop("detail_json")) if d.get("detail_json") else None
-            out.append(d)
-        return out
+        return _with_detail(self.db.execute("SELECT * FROM evaluations WHERE candidate_id = ? ORDER BY id",
+                                            (candidate_id,)))
 
     # -- bench results -----------------------------------------------------------------------
     def add_bench_result(self, run_id: str, **fields) -> int:
@@ -345,13 +340,16 @@ class Store:
         return cur.lastrowid
 
     def bench_results(self, run_id: str) -> list[dict]:
-        rows = self.db.execute("SELECT * FROM bench_results WHERE run_id = ? ORDER BY id", (run_id,))
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["detail"] = json.loads(d.pop("detail_json")) if d.get("detail_json") else None
-            out.append(d)
-        return out
+        return _with_detail(self.db.execute("SELECT * FROM bench_results WHERE run_id = ? ORDER BY id", (run_id,)))
+
+
+def _with_detail(rows) -> list[dict]:
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["detail"] = json.loads(d.pop("detail_json")) if d.get("detail_json") else None
+        out.append(d)
+    return out
 
 
 def _statements(sql: str) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from symdisc import data
-from symdisc.bench import resolve_entry, run_bench, summarize, train, verdicts, SeedResult
+from symdisc.bench import SeedResult, resolve_entry, run_bench, summarize, verdicts
 from symdisc.config import BenchConfig
 from symdisc.errors import DataError
 from symdisc.optimizers import BUILTINS, EvoGenome, measured_memory_class, rule_optimizer_class, state_bytes
