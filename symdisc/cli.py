@@ -117,7 +117,8 @@ def _open_store(create: bool = False):
 @app.command()
 def evolve(
     model: str = typer.Option("auto", help="Catalog name, a path to a .gguf file, or auto (strongest installed)."),
-    api_base: Optional[str] = typer.Option(None, "--api-base", help="An OpenAI-compatible server instead of in-process llama.cpp."),
+    api_base: Optional[list[str]] = typer.Option(None, "--api-base", help="An OpenAI-compatible server instead of in-process llama.cpp; repeat it for several, used round-robin."),
+    api_concurrency: int = typer.Option(1, "--api-concurrency", help="Requests at once per --api-base server."),
     api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
     proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, genome (GA), tpe (Optuna) or random."),
@@ -131,6 +132,9 @@ def evolve(
     temperature: float = typer.Option(0.8, help="Sampling temperature."),
     max_tokens: int = typer.Option(320, "--max-tokens", help="Longest reply, in tokens."),
     threads: Optional[int] = typer.Option(None, help="llama.cpp threads (default: all cores; evaluation runs between generations)."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="local (one process, the default), auto (a Ray cluster running here, else a new one) or a Ray address HEAD:6379."),
+    proposers: Optional[int] = typer.Option(None, "--proposers", help="Cluster: proposer actors (default: one per node for llama.cpp, else one)."),
+    evaluators: Optional[int] = typer.Option(None, "--evaluators", help="Cluster: evaluator actors, one sandbox each (default: the free CPUs)."),
     fake_replies: Optional[Path] = typer.Option(None, "--fake-replies", hidden=True, help="Testing: a JSON list of replies."),
     fake_delay: float = typer.Option(0.0, "--fake-delay", hidden=True),
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
@@ -145,9 +149,11 @@ def evolve(
     err = _stderr()
     store = _open_store(create=True)
     config = EvolveConfig(
-        model=model, api_base=api_base, api_model=api_model, memory=_memory_option(memory),
+        model=model, api_base=api_base[0] if api_base else None, api_bases=list(api_base or []),
+        api_concurrency=api_concurrency, api_model=api_model, memory=_memory_option(memory),
         candidates=candidates if (candidates is not None or minutes is not None) else 50, minutes=minutes,
-        seed=seed, replay_run=replay, proposer=proposer, funnel=funnel,
+        seed=seed, replay_run=replay, proposer=proposer, funnel=funnel, cluster=cluster or "local",
+        proposers=proposers, evaluators=evaluators,
         sampling=SamplingConfig(temperature=temperature, max_tokens=max_tokens, grammar=grammar))
     if threads:
         config.llm_threads = threads
@@ -169,22 +175,39 @@ def evolve(
         saved = EvolveConfig.from_dict({k: v for k, v in run["config"].items() if k != "prompts"})
         if fake_replies is not None:
             saved.backend = "fake"
-    the_proposer = _build_proposer(saved, store, say, fake_replies, fake_delay)
+    # On --resume, the cluster options given now replace the saved ones (a clustered run can go on locally).
+    placement = {k: v for k, v in dict(cluster=cluster, proposers=proposers, evaluators=evaluators).items()
+                 if v is not None}
+    for key, value in placement.items():
+        setattr(saved, key, value)
+    clustered = saved.cluster != "local"
+    if clustered and saved.backend == "replay":
+        raise UsageError("--replay runs locally: leave out --cluster")
+    the_proposer = _build_proposer(saved, store, say, fake_replies, fake_delay, clustered=clustered)
     heldout = saved.funnel and _heldout_available(say)
 
+    if clustered:
+        from .cluster import Cluster, ClusterEvolution
+
+        loop = ClusterEvolution
+        evaluation = Cluster(saved.cluster, getattr(the_proposer, "backend", None), saved.proposers, saved.evaluators,
+                             timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout,
+                             say=say)
+    else:
+        loop = Evolution
+        evaluation = Sandbox(timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout)
     view = EvolveView(store, lambda: evo.run_id if evo else None, console=err)
     evo = None
-    with GateClient() as gate, Sandbox(timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb,
-                                       heldout=heldout) as sandbox:
+    with GateClient() as gate, evaluation as sandbox:
         if resume is not None:
-            overrides = {}
+            overrides = dict(placement)
             if candidates is not None:
                 overrides["candidates"] = candidates
             if minutes is not None:
                 overrides["minutes"] = minutes
-            evo = Evolution.resume(store, resume, the_proposer, gate, sandbox, view, overrides=overrides)
+            evo = loop.resume(store, resume, the_proposer, gate, sandbox, view, overrides=overrides)
         else:
-            evo = Evolution.start(store, config, the_proposer, gate, sandbox, view)
+            evo = loop.start(store, config, the_proposer, gate, sandbox, view)
         try:
             with view:
                 summary = evo.run()
@@ -199,8 +222,13 @@ def evolve(
         _print_leaderboard(store, evo.run_id)
 
 
-def _build_proposer(config, store, say, fake_replies: Optional[Path] = None, fake_delay: float = 0.0):
-    """The proposer a config asks for; the llm one around its backend (a scripted one for tests)."""
+def _build_proposer(config, store, say, fake_replies: Optional[Path] = None, fake_delay: float = 0.0,
+                    clustered: bool = False):
+    """The proposer a config asks for; the llm one around its backend (a scripted one for tests).
+
+    ``clustered``: the backend is copied into proposer actors, so a llama.cpp model is not loaded
+    here, and scripted replies follow the candidate's seq rather than each copy's call count.
+    """
     from .proposers import make_proposer
 
     if config.proposer != "llm":
@@ -212,10 +240,10 @@ def _build_proposer(config, store, say, fake_replies: Optional[Path] = None, fak
             replies = json.loads(fake_replies.read_text())
         except (OSError, ValueError, AttributeError) as exc:
             raise UsageError(f"--fake-replies: {exc}") from None
-        return make_proposer("llm", ScriptedBackend(replies, delay_s=fake_delay))
+        return make_proposer("llm", ScriptedBackend(replies, delay_s=fake_delay, by_seed=clustered))
     from .backends import open_backend
 
-    backend, params_b = open_backend(config, store, say)
+    backend, params_b = open_backend(config, store, say, lazy=clustered)
     return make_proposer("llm", backend, params_b)
 
 

@@ -45,7 +45,9 @@ class SamplingConfig:
 @dataclass
 class EvolveConfig:
     model: str = "auto"
-    api_base: Optional[str] = None  # an OpenAI-compatible server instead of in-process llama.cpp
+    api_base: Optional[str] = None  # an OpenAI-compatible server instead of in-process llama.cpp (the first)
+    api_bases: list = field(default_factory=list)  # every --api-base, used round-robin
+    api_concurrency: int = 1  # requests at once per endpoint
     api_model: Optional[str] = None
     backend: str = "auto"  # auto | llamacpp | openai | fake | replay
     replay_run: Optional[str] = None
@@ -62,6 +64,9 @@ class EvolveConfig:
     llm_threads: int = field(default_factory=lambda: os.cpu_count() or 2)
     sandbox_timeout_s: float = 30.0
     sandbox_memory_mb: int = 2048
+    cluster: str = "local"  # local (one process, no Ray) | auto | a Ray address such as HEAD:6379
+    proposers: Optional[int] = None  # cluster: proposer actors (None: one per node for llama.cpp, else one)
+    evaluators: Optional[int] = None  # cluster: evaluator actors (None: the cluster's free CPUs)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
 
@@ -78,6 +83,13 @@ class EvolveConfig:
             raise ConfigError("--candidates must be at least 1")
         if self.minutes is not None and self.minutes <= 0:
             raise ConfigError("--minutes must be positive")
+        if self.api_concurrency < 1:
+            raise ConfigError("--api-concurrency must be at least 1")
+        for name in ("proposers", "evaluators"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1")
+        if not self.cluster:
+            raise ConfigError("--cluster must be local, auto or a Ray address (HOST:PORT)")
         return self
 
     def as_dict(self) -> dict:

@@ -111,8 +111,7 @@ class Evolution:
             self._seed()
             self._finish_pending()
             self.first_proposal_seq = self.store.next_seq(self.run_id)
-            while not self._budget_spent():
-                self.step()
+            self._propose_until_spent()
         except KeyboardInterrupt:
             self._close("interrupted")
             raise
@@ -121,40 +120,69 @@ class Evolution:
             raise
         return self._close("finished")
 
+    def _propose_until_spent(self) -> None:
+        """One candidate at a time: propose, then judge (the cluster loop overlaps the two)."""
+        while not self._budget_spent():
+            self.step()
+
     def step(self) -> dict:
         seq = self.store.next_seq(self.run_id)
         self.on_event("generating", {"seq": seq})
         proposal: Proposal = self.proposer.propose(self, seq)
-        self.stats["generated"] += 1
-        self.stats["tokens_out"] += proposal.tokens_out
-        self.stats["gen_ms"] += proposal.gen_ms
-        candidate_id = self.store.add_candidate(
-            self.run_id, seq, proposal.origin, parent_id=proposal.parent_id, prompt=proposal.prompt,
-            response=proposal.text, tokens_in=proposal.tokens_in, tokens_out=proposal.tokens_out,
-            gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None)
+        candidate_id = self._store_proposal(seq, proposal)
         row = self.judge(candidate_id, proposal.text)
         self.proposer.observe(proposal.genome, row)
         return row
 
+    def _store_proposal(self, seq: int, proposal: Proposal) -> int:
+        """The reply is stored (status pending) before it is judged, so a killed run can re-judge it."""
+        self.stats["generated"] += 1
+        self.stats["tokens_out"] += proposal.tokens_out
+        self.stats["gen_ms"] += proposal.gen_ms
+        return self.store.add_candidate(
+            self.run_id, seq, proposal.origin, parent_id=proposal.parent_id, prompt=proposal.prompt,
+            response=proposal.text, tokens_in=proposal.tokens_in, tokens_out=proposal.tokens_out,
+            gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None)
+
     def judge(self, candidate_id: int, reply: str, always_heldout: bool = False) -> dict:
         """Gate, deduplicate, evaluate and record one candidate; returns its final row."""
-        memory = self.config.memory
+        update, code = self.screen(candidate_id, reply)
+        if code is None:
+            return self._record(candidate_id, update)
+        answer = self.sandbox.evaluate(code, **self.evaluation_args())
+        return self.settle(candidate_id, update, answer, code, always_heldout)
+
+    def screen(self, candidate_id: int, reply: str) -> tuple[dict, Optional[str]]:
+        """The half of judging before the sandbox: gate and deduplicate by program text.
+
+        Returns the row update so far and the normalized code to evaluate, or None for the code when
+        the verdict is already final (rejected, or a repeat). Noting the hash here, before the
+        evaluation, makes a repeat that arrives while the first copy is being evaluated a duplicate.
+        """
         t0 = time.perf_counter()
-        gated = self.gate.check(reply, memory)
+        gated = self.gate.check(reply, self.config.memory)
         gate_ms = (time.perf_counter() - t0) * 1e3
         v = gated.verdict
         update = dict(code=gated.code, normalized=gated.normalized, ast_hash=gated.ast_hash, gate_ms=gate_ms)
         if not v.ok:
             update.update(status="rejected", stage="gate", reason=v.reason, message=v.message, line=v.line)
-            return self._record(candidate_id, update)
+            return update, None
         earlier = self.db.known_hash(gated.ast_hash)
         if earlier is not None:
             update.update(status="duplicate", stage="gate", reason="repeat", duplicate_of=earlier,
                           message=f"the same program as candidate {earlier}; change the idea, not the names")
-            return self._record(candidate_id, update)
+            return update, None
         self.db.note_hash(gated.ast_hash, candidate_id)
-        answer = self.sandbox.evaluate(gated.normalized, memory, stages=("probe", "proxy"),
-                                       proxy=asdict(self.config.proxy), timeout_s=self.config.sandbox_timeout_s)
+        return update, gated.normalized
+
+    def evaluation_args(self) -> dict:
+        """The sandbox request of the proxy stage, after the code (the same for every candidate)."""
+        return dict(memory=self.config.memory, stages=("probe", "proxy"), proxy=asdict(self.config.proxy),
+                    timeout_s=self.config.sandbox_timeout_s)
+
+    def settle(self, candidate_id: int, update: dict, answer: dict, code: str, always_heldout: bool = False) -> dict:
+        """The half of judging after the sandbox: store its answer, catch behavioural twins, run the
+        funnel, record. ``update`` and ``code`` come from ``screen``."""
         ms = answer.get("ms", {})
         update["eval_ms"] = ms.get("sandbox")
         self._store_evaluations(candidate_id, answer)
@@ -171,7 +199,7 @@ class Evolution:
             update.update(status="duplicate", reason="repeat", duplicate_of=twin,
                           message=f"behaves exactly like candidate {twin}; try a different idea")
         elif self._promote(update["fitness"], always_heldout):
-            update["heldout"] = self._heldout(candidate_id, gated.normalized)
+            update["heldout"] = self._heldout(candidate_id, code)
         return self._record(candidate_id, update)
 
     # -- the funnel ----------------------------------------------------------------------------

@@ -7,7 +7,8 @@ run, so backends that cache a prompt prefix (llama.cpp in-process does) only pay
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from functools import partial
+from typing import Callable, Optional, Protocol
 
 
 @dataclass
@@ -49,22 +50,63 @@ class BackendInfo:
     extra: dict = field(default_factory=dict)
 
 
-def open_backend(config, store=None, say=None):
+class LazyBackend:
+    """A backend built on first use from a picklable recipe (a class and its arguments).
+
+    A llama.cpp model cannot be pickled, so a cluster run sends this to each proposer actor, which
+    loads its own copy of the model where it runs; ``cpus`` is what such an actor reserves.
+    """
+
+    def __init__(self, recipe: Callable[[], "Backend"], info: dict, cpus: float = 1.0):
+        self.recipe = recipe
+        self.info = info
+        self.name = info.get("backend", "lazy")
+        self.cpus = cpus
+        self._backend = None
+
+    def generate(self, request: Request) -> Generation:
+        if self._backend is None:
+            self._backend = self.recipe()
+        return self._backend.generate(request)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, _backend=None)
+
+
+def api_bases(config) -> list:
+    """The OpenAI-compatible endpoints of a config (runs saved before ``api_bases`` have one)."""
+    return list(getattr(config, "api_bases", None) or ([config.api_base] if config.api_base else []))
+
+
+def open_backend(config, store=None, say=None, lazy: bool = False):
     """Build the backend a run's config asks for; returns (backend, params_b or None).
 
-    ``say`` gets one-line notes for the user (which model ``auto`` picked, for instance).
+    ``say`` gets one-line notes for the user (which model ``auto`` picked, for instance). ``lazy``
+    defers loading a llama.cpp model to its first generation (where a cluster's actor runs it).
     """
     say = say or (lambda message: None)
     kind = config.backend
+    bases = api_bases(config)
     if kind == "auto":
-        kind = "replay" if config.replay_run else ("openai" if config.api_base else "llamacpp")
+        kind = "replay" if config.replay_run else ("openai" if bases else "llamacpp")
     if kind == "openai":
         from ..errors import ConfigError
         from .openai_http import OpenAIBackend
 
-        if not config.api_base:
+        if not bases:
             raise ConfigError("the openai backend needs --api-base URL")
-        return OpenAIBackend(config.api_base, config.api_model), None
+        limit = getattr(config, "api_concurrency", 1)
+        if len(bases) == 1 and limit == 1:
+            return OpenAIBackend(bases[0], config.api_model), None
+        from .pool import EndpointPool
+
+        endpoints = [OpenAIBackend(base, config.api_model) for base in bases]
+        return EndpointPool(endpoints, limit=limit, say=say), None
     if kind == "replay":
         from .replay import ReplayBackend
 
@@ -76,9 +118,13 @@ def open_backend(config, store=None, say=None):
         model = resolve(config.model)
         if config.model == "auto":
             say(f"model: {model.name} ({model.path})")
-        backend = LlamaCppBackend(str(model.path), n_ctx=config.n_ctx, n_threads=config.llm_threads,
-                                  seed=config.seed, model_name=model.name, model_sha256=model.sha256)
-        return backend, model.params_b
+        args = dict(n_ctx=config.n_ctx, n_threads=config.llm_threads, seed=config.seed, model_name=model.name,
+                    model_sha256=model.sha256)
+        if lazy:
+            info = {"backend": "llamacpp", "model": model.name, "model_path": str(model.path),
+                    "model_sha256": model.sha256, "n_ctx": config.n_ctx, "n_threads": config.llm_threads}
+            return LazyBackend(partial(LlamaCppBackend, str(model.path), **args), info), model.params_b
+        return LlamaCppBackend(str(model.path), **args), model.params_b
     from ..errors import ConfigError
 
     raise ConfigError(f"unknown backend {kind!r} (auto, llamacpp, openai, replay)")

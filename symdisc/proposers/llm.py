@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Optional
 
-from ..backends import Request
+from ..backends import Generation, Request
 from ..prompting import UPDATE_GRAMMAR, grammar_enabled, user_message
 from . import Proposal
+
+
+@dataclass
+class Draft:
+    """A proposal before the model has answered."""
+
+    request: Request
+    parent_id: Optional[int] = None
 
 
 class LLMProposer:
@@ -26,6 +35,12 @@ class LLMProposer:
         self.grammar = UPDATE_GRAMMAR if enabled else None
 
     def propose(self, evolution, seq: int) -> Proposal:
+        draft = self.prepare(evolution, seq)
+        return self.finish(draft, self.backend.generate(draft.request))
+
+    def prepare(self, evolution, seq: int) -> "Draft":
+        """The request for candidate ``seq``, built from the database as it stands now (the cluster
+        loop sends it to a proposer actor and calls ``finish`` with the answer)."""
         config = evolution.config
         rng = random.Random(config.seed * 1_000_003 + seq)
         shown = evolution.db.select(config.prompt_programs, rng)
@@ -35,9 +50,11 @@ class LLMProposer:
         request = Request(system=self.system, user=user, temperature=s.temperature, top_p=s.top_p,
                           max_tokens=s.max_tokens, repeat_penalty=s.repeat_penalty, seed=config.seed * 1_000_003 + seq,
                           grammar=self.grammar)
-        generation = self.backend.generate(request)
         parent = max(shown, key=lambda p: p["fitness"])["id"] if shown else None
-        return Proposal(text=generation.text, origin="llm", prompt=user, parent_id=parent,
+        return Draft(request, parent)
+
+    def finish(self, draft: "Draft", generation: Generation) -> Proposal:
+        return Proposal(text=generation.text, origin="llm", prompt=draft.request.user, parent_id=draft.parent_id,
                         tokens_in=generation.tokens_in, tokens_out=generation.tokens_out, gen_ms=generation.ms)
 
     def observe(self, genome, row: dict) -> None:
