@@ -322,6 +322,17 @@ def runs_show(
     """Summary, leaderboard, rejection histogram and best code of a run."""
     store = _open_store()
     run = store.get_run(run_id)
+    if run["kind"] == "compare":
+        from .compare import compare_report
+
+        report = compare_report(store, run["id"])
+        figure = store.path.parent / "compare" / run["id"] / "best_so_far.png"
+        report["figure"] = str(figure) if figure.exists() else None
+        if as_json:
+            _print_json(dict(run, report=report))
+        else:
+            _print_compare(report)
+        return
     board = store.leaderboard(run["id"], 10)
     reasons = store.reason_counts(run["id"])
     best = board[0] if board else None
@@ -496,24 +507,33 @@ def compare(
     if as_json:
         _print_json(report)
         return
+    _print_compare(report)
+
+
+def _print_compare(report: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=f"symdisc compare {report['id']}: best proxy fitness after % of {evaluations} evaluations "
-                        f"(mean ± std over repeats)")
-    for col in ("strategy", "10%", "25%", "50%", "100%", "held-out of best", "candidates", "wall s"):
+    table = Table(title=f"symdisc compare {report['id']}: best proxy fitness after % of {report['evaluations']} "
+                        f"evaluations (mean ± std over repeats)")
+    for col in ("strategy", "10%", "25%", "50%", "100%", "best held-out", "candidates", "wall s"):
         table.add_column(col)
     for name, row in report["table"].items():
         cells = []
         for key in ("10%", "25%", "50%", "100%"):
             c = row[key]
             cells.append(f"{c['mean']:.4f} ± {c['std']:.4f}" if c["mean"] is not None else "")
-        held = f"{row['best_heldout_mean']:.4f}" if row["best_heldout_mean"] is not None else ""
+        held = f"{row['best_heldout_mean']:.4f}" if row["best_heldout_mean"] is not None else "none promoted"
         table.add_row(name, *cells, held, f"{row['candidates_mean']:.0f}", f"{row['wall_s_mean']:.0f}")
     out_console = _stdout()
     out_console.print(table)
-    if report["seed_baseline"] is not None:
-        out_console.print(f"best built-in seed (proxy): {report['seed_baseline']:.4f}", highlight=False)
-    out_console.print(f"figure: {report['figure']}; wall time {report['wall_s']:.0f} s", highlight=False)
+    if report.get("seed_baseline") is not None:
+        out_console.print(f"best built-in seed (proxy): {report['seed_baseline']:.4f}; 'best held-out' is the best "
+                          "held-out score among a strategy's own candidates (the funnel scores those that beat "
+                          "the incumbent)", highlight=False)
+    if report.get("figure"):
+        out_console.print(f"figure: {report['figure']}", highlight=False)
+    if report.get("wall_s"):
+        out_console.print(f"wall time {report['wall_s']:.0f} s", highlight=False)
 
 
 @app.command()

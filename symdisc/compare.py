@@ -9,7 +9,6 @@ beside it because a model's proposals cost far more than a genome's.
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -55,23 +54,42 @@ def run_compare(store: Store, proposers: list[str], evaluations: int, repeats: i
                 config = EvolveConfig(proposer=name, memory=memory, seed=repeat, evaluations=evaluations,
                                       candidates=evaluations * 5,  # a cap for proposers that are mostly rejected
                                       funnel=funnel, proxy=proxy or ProxyConfig())
-                t0 = time.perf_counter()
                 evo = Evolution.start(store, config, make_proposer(name), gate, sandbox, on_event, parent_run=compare_id)
-                summary = evo.run()
-                rows = store.candidates(evo.run_id)
-                best = store.best(evo.run_id)
-                results[name].append({
-                    "run_id": evo.run_id, "seed": repeat, "wall_s": time.perf_counter() - t0,
-                    "curve": best_so_far(rows), "candidates": summary["candidates"],
-                    "best_heldout": best.get("heldout") if best else None,
-                })
+                evo.run()
     except KeyboardInterrupt:
         status = "interrupted"
-    report = summarize_compare(results, evaluations)
-    report["seed_baseline"] = _seed_baseline(store, results)
-    store.update_run(compare_id, status=status, summary_json=report)
-    report["id"] = compare_id
+    report = compare_report(store, compare_id)
+    store.update_run(compare_id, status=status, summary_json={k: v for k, v in report.items() if k != "results"})
     report["status"] = status
+    return report
+
+
+def child_results(store: Store, compare_id: str) -> dict:
+    """Per strategy, one entry per finished repeat, read back from the run database."""
+    results: dict = {}
+    compare = store.get_run(compare_id)
+    for name in compare["config"]["proposers"]:
+        results[name] = []
+    rows = store.db.execute("SELECT id FROM runs WHERE parent_run = ? ORDER BY created_at, rowid", (compare_id,))
+    for (run_id,) in rows.fetchall():
+        run = store.get_run(run_id)
+        cands = store.candidates(run_id)
+        proposed = [c for c in cands if c["origin"] != "seed"]
+        heldouts = [c["heldout"] for c in proposed if c.get("heldout") is not None]
+        results.setdefault(run["config"]["proposer"], []).append({
+            "run_id": run_id, "seed": run["config"]["seed"], "status": run["status"],
+            "wall_s": (run.get("summary") or {}).get("elapsed_s", 0.0), "curve": best_so_far(cands),
+            "candidates": len(proposed), "best_heldout": max(heldouts) if heldouts else None,
+        })
+    return results
+
+
+def compare_report(store: Store, compare_id: str) -> dict:
+    compare = store.get_run(compare_id)
+    results = child_results(store, compare_id)
+    report = summarize_compare(results, compare["config"]["evaluations"])
+    report["seed_baseline"] = _seed_baseline(store, results)
+    report["id"] = compare_id
     report["results"] = results
     return report
 

@@ -11,10 +11,11 @@ import time
 
 
 def _first_line(code: str | None) -> str:
-    for line in (code or "").splitlines():
+    """The rule's return expression, the most telling single line."""
+    for line in reversed((code or "").splitlines()):
         s = line.strip()
-        if s and not s.startswith(("def ", "#", '"""', "'''")) and "=" in s or s.startswith("return"):
-            return s[:60]
+        if s.startswith("return "):
+            return s[7:67]
     return ""
 
 

