@@ -272,7 +272,8 @@ def _print_leaderboard(store, run_id: str, limit: int = 10) -> None:
 
 _CANDIDATE_KEYS = ("id", "run_id", "seq", "origin", "name", "parent_id", "status", "stage", "reason", "message",
                    "line", "fitness", "best_lr", "state_scalars", "state_bytes", "ast_hash", "fingerprint",
-                   "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms", "created_at")
+                   "duplicate_of", "heldout", "genome_json", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms",
+                   "created_at")
 
 
 def _candidate_json(row: dict, with_text: bool = True) -> dict:

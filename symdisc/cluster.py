@@ -14,12 +14,13 @@ Ray is imported only here and only when a cluster run starts: the local path nev
 from __future__ import annotations
 
 import logging
+import socket
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from .contract import SCALAR
-from .errors import BackendError, ConfigError, SandboxError, SymdiscError
+from .errors import BackendError, ConfigError, SandboxError, SymdiscError, UsageError
 from .evolve import Evolution
 
 STARTUP_TIMEOUT_S = 300.0  # evaluators import torch and may load the held-out data set
@@ -40,6 +41,18 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text[0].strip() if text else ''}"
 
 
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Ray retries an unreachable head for minutes; a plain TCP connect says so in seconds."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--cluster must be local, auto or a Ray address HOST:PORT, not {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} "
+                          f"(is `ray start --head` running there?)") from None
+
+
 def connect(address: str) -> bool:
     """Join a Ray cluster (``auto``: the one running here, else a new one on this machine).
     Returns whether this call connected (and so should disconnect at the end)."""
@@ -54,6 +67,7 @@ def connect(address: str) -> bool:
             except ConnectionError:
                 ray.init(address="local", include_dashboard=False, **quiet)
         else:
+            _reachable(address)
             ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"cannot join the Ray cluster at {address}: {_one_line(exc)}") from None
