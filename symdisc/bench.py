@@ -94,7 +94,7 @@ def resolve_entry(spec: str, store=None, lr_default: float = 1e-3) -> Entry:
     if spec.isdigit():
         row = store.get_candidate(int(spec))
     else:
-        run = store.get_run(spec)
+        run = store.get_run(spec, kind="evolve")
         row = store.best(run["id"])
         if row is None:
             raise UsageError(f"run {run['id']} has no evaluated candidate")

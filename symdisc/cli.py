@@ -171,7 +171,7 @@ def evolve(
     say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
     saved = config
     if resume is not None:
-        run = store.get_run(resume)
+        run = store.get_run(resume, kind="evolve")
         saved = EvolveConfig.from_dict({k: v for k, v in run["config"].items() if k != "prompts"})
         if fake_replies is not None:
             saved.backend = "fake"
@@ -388,7 +388,7 @@ def runs_best(
 ) -> None:
     """The best candidate of a run (its code on stdout)."""
     store = _open_store()
-    run = store.get_run(run_id)
+    run = store.get_run(run_id, kind="evolve" if run_id == "latest" else None)
     best = store.best(run["id"])
     if best is None:
         raise SymdiscError(f"run {run['id']} has no evaluated candidate yet")

@@ -68,10 +68,23 @@ def connect(address: str) -> bool:
                 ray.init(address="local", include_dashboard=False, **quiet)
         else:
             _reachable(address)
+            _use_token_if_any()
             ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"cannot join the Ray cluster at {address}: {_one_line(exc)}") from None
+        raise ConfigError(f"cannot join the Ray cluster at {address}: {_one_line(exc)} (a cluster with token "
+                          f"authentication needs its token here: ~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
     return True
+
+
+def _use_token_if_any() -> None:
+    """Authenticate like ``ray start --address`` does: with the token found here, if any (recent Ray
+    heads require one by default; ``ray.init`` with an explicit address does not look for it)."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available)
+    except ImportError:
+        return  # a Ray without token authentication
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 class ActorSet:

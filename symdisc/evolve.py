@@ -80,7 +80,7 @@ class Evolution:
     @classmethod
     def resume(cls, store: Store, run_id: str, proposer, gate, sandbox, on_event: Optional[Event] = None,
                params_b: Optional[float] = None, overrides: Optional[dict] = None) -> "Evolution":
-        run = store.get_run(run_id)
+        run = store.get_run(run_id, kind="evolve")
         if run["kind"] != "evolve":
             raise UsageError(f"run {run['id']} is a {run['kind']} run, not an evolution")
         if run["status"] == "finished" and not overrides:

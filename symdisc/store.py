@@ -207,12 +207,14 @@ class Store:
         sets = ", ".join(f"{k} = ?" for k in values)
         self.db.execute(f"UPDATE runs SET {sets}, updated_at = ? WHERE id = ?", (*values.values(), _now(), run_id))
 
-    def resolve_run_id(self, run_id: str) -> str:
-        """Accept a full id, a unique prefix, or `latest`."""
+    def resolve_run_id(self, run_id: str, kind: Optional[str] = None) -> str:
+        """Accept a full id, a unique prefix, or `latest` (the newest run of ``kind``, if given)."""
         if run_id == "latest":
-            row = self.db.execute("SELECT id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+            where, args = (" WHERE kind = ?", (kind,)) if kind else ("", ())
+            row = self.db.execute(f"SELECT id FROM runs{where} ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                                  args).fetchone()
             if row is None:
-                raise UsageError("there are no runs yet")
+                raise UsageError(f"there are no {kind + ' ' if kind else ''}runs yet")
             return row[0]
         rows = self.db.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY id", (run_id + "%",)).fetchall()
         if not rows:
@@ -221,8 +223,8 @@ class Store:
             raise UsageError(f"{run_id!r} matches {len(rows)} runs; give more of the id")
         return rows[0][0]
 
-    def get_run(self, run_id: str) -> dict:
-        run_id = self.resolve_run_id(run_id)
+    def get_run(self, run_id: str, kind: Optional[str] = None) -> dict:
+        run_id = self.resolve_run_id(run_id, kind)
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run_dict(row)
 
