@@ -150,5 +150,6 @@ def test_export_is_a_working_optimizer_with_resumable_state(tmp_path, name):
     assert torch.nn.functional.mse_loss(model(data), target).item() < start_loss
     # lr schedulers drive the rule through param_groups
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    train(model, opt, 1)
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.005)
