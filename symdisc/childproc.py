@@ -19,6 +19,7 @@ class ChildProcess:
     def __init__(self):
         self.proc: Optional[subprocess.Popen] = None
         self._buffer = b""
+        self._selector: Optional[selectors.BaseSelector] = None
 
     def spawn(self, cmd: list, env: dict) -> None:
         # A new session makes the child its own process-group leader, so killpg reaches anything
@@ -26,6 +27,9 @@ class ChildProcess:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, start_new_session=True)
         self._buffer = b""
+        # One selector for the child's life: creating one per read costs more than the gate's check.
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.proc.stdout.fileno(), selectors.EVENT_READ)
 
     @property
     def alive(self) -> bool:
@@ -43,16 +47,14 @@ class ChildProcess:
         """The next line, or None if the child closed its output or the deadline passed."""
         deadline = time.monotonic() + timeout_s
         fd = self.proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not sel.select(remaining):
-                    return None
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    return None
-                self._buffer += chunk
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._selector.select(remaining):
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return None
+            self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
@@ -77,6 +79,9 @@ class ChildProcess:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
