@@ -62,9 +62,11 @@ def connect(address: str) -> bool:
     quiet = dict(logging_level=logging.WARNING, log_to_driver=True)
     try:
         if address == "auto":
-            try:
-                ray.init(address="auto", **quiet)
-            except ConnectionError:
+            running = _running_here()
+            if running:
+                _use_token_if_any()
+                ray.init(address=running, **quiet)
+            else:
                 ray.init(address="local", include_dashboard=False, **quiet)
         else:
             _reachable(address)
@@ -74,6 +76,24 @@ def connect(address: str) -> bool:
         raise ConfigError(f"cannot join the Ray cluster at {address}: {_one_line(exc)} (a cluster with token "
                           f"authentication needs its token here: ~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
     return True
+
+
+def _running_here() -> Optional[str]:
+    """The address of the Ray cluster `ray start` left running here (or RAY_ADDRESS), if it answers.
+    A head that was killed leaves its address behind, and Ray would retry it for minutes."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        address = canonicalize_bootstrap_address(None)  # None: "nothing running", not an error
+    except Exception:  # a Ray whose internals differ: let ray.init look for itself
+        return "auto"
+    if not address:
+        return None
+    try:
+        _reachable(address, timeout_s=2.0)
+    except ConfigError:
+        return None
+    return address
 
 
 def _use_token_if_any() -> None:

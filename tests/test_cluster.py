@@ -57,10 +57,12 @@ def test_clustered_run_survives_a_killed_evaluator(home, gate, ray_cluster):
                 ray.kill(busy[0])
                 killed.append(busy[0])
 
-    with Cluster("auto", backend, proposers=2, evaluators=2, timeout_s=10) as cluster:
+    said = []
+    with Cluster("auto", backend, proposers=2, evaluators=2, timeout_s=10, say=said.append) as cluster:
         evo = ClusterEvolution.start(store, _config(candidates=12), backend, gate, cluster, kill_a_busy_evaluator)
         summary = evo.run()
         assert killed and len(cluster.evaluators.alive) == 1
+    assert [m for m in said if m.startswith("evaluator actor") and "lost" in m and "1 left" in m], said
     assert store.get_run(evo.run_id)["status"] == "finished"
     rows = _check_every_candidate_once(store, evo.run_id, 12)
     proposed = [r for r in rows if r["origin"] == "llm"]
@@ -79,15 +81,14 @@ def test_clustered_run_resumes_a_pending_reply(home, gate, ray_cluster):
     with Cluster("auto", backend, proposers=2, evaluators=1, timeout_s=10) as cluster:
         evo = ClusterEvolution.start(store, _config(candidates=4), backend, gate, cluster)
         evo.run()
-        # as if the driver had been killed after storing the last reply and before its verdict
-        last = [r for r in store.candidates(evo.run_id) if r["origin"] == "llm"][-1]
-        store.update_candidate(last["id"], status="pending", fitness=None, stage=None, eval_ms=None)
+        # as if the driver had been killed after storing a reply and before its verdict
+        stored = store.add_candidate(evo.run_id, store.next_seq(evo.run_id), "llm", response=VARIANTS[-1])
         store.update_run(evo.run_id, status="running", pid=None)
-        again = ClusterEvolution.resume(store, evo.run_id, backend, gate, cluster, overrides={"candidates": 6})
+        again = ClusterEvolution.resume(store, evo.run_id, backend, gate, cluster, overrides={"candidates": 7})
         again.run()
     assert store.get_run(evo.run_id)["status"] == "finished"
-    rows = _check_every_candidate_once(store, evo.run_id, 6)
-    assert next(r for r in rows if r["id"] == last["id"])["status"] == "evaluated"
+    rows = _check_every_candidate_once(store, evo.run_id, 7)
+    assert next(r for r in rows if r["id"] == stored)["status"] == "evaluated"
 
 
 def test_local_path_does_not_import_ray(tmp_path):
