@@ -30,6 +30,7 @@ class ChildProcess:
         # One selector for the child's life: creating one per read costs more than the gate's check.
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.proc.stdout.fileno(), selectors.EVENT_READ)
+        os.set_blocking(self.proc.stdout.fileno(), False)  # read_line may poll before it sleeps
 
     @property
     def alive(self) -> bool:
@@ -43,15 +44,27 @@ class ChildProcess:
         except (BrokenPipeError, OSError, ValueError):
             return False
 
-    def read_line(self, timeout_s: float) -> Optional[bytes]:
-        """The next line, or None if the child closed its output or the deadline passed."""
-        deadline = time.monotonic() + timeout_s
+    def read_line(self, timeout_s: float, spin_s: float = 0.0) -> Optional[bytes]:
+        """The next line, or None if the child closed its output or the deadline passed.
+
+        ``spin_s``: poll without sleeping for that long first. For answers expected within a
+        millisecond or two (the gate) this saves the wake-up after select, which on a busy
+        two-core machine is most of the round trip's tail; long calls should not spin.
+        """
+        now = time.monotonic()
+        deadline, spin_until = now + timeout_s, now + min(spin_s, timeout_s)
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._selector.select(remaining):
-                return None
-            chunk = os.read(fd, 1 << 16)
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                now = time.monotonic()
+                if now < spin_until:
+                    continue
+                remaining = deadline - now
+                if remaining <= 0 or not self._selector.select(remaining):
+                    return None
+                continue
             if not chunk:
                 return None
             self._buffer += chunk
