@@ -45,7 +45,6 @@ def run_compare(store: Store, proposers: list[str], evaluations: int, repeats: i
     config_record = {"proposers": proposers, "evaluations": evaluations, "repeats": repeats, "memory": memory,
                      "proxy": (proxy or ProxyConfig()).__dict__, "funnel": funnel}
     compare_id = store.create_run("compare", config_record)
-    results: dict = {p: [] for p in proposers}
     status = "finished"
     try:
         for name in proposers:

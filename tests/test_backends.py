@@ -1,38 +1,29 @@
 """Backends that need no model file: an OpenAI-compatible server on loopback, and the prompt."""
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 
 import pytest
 
+from chat_server import ChatHandler
 from symdisc.backends import Request
 from symdisc.backends.openai_http import OpenAIBackend
 from symdisc.errors import BackendError
 from symdisc.prompting import UPDATE_GRAMMAR, grammar_enabled, load_prompts, user_message
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ChatHandler):
     seen: list = []
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         _Handler.seen.append((self.path, body, self.headers.get("Authorization")))
         if body["model"] == "broken":
             self.send_response(500)
             self.end_headers()
             return
-        reply = {"choices": [{"message": {"content": "def update(grad, param, state, lr, t):\n    return lr * grad\n"},
-                              "finish_reason": "stop"}], "usage": {"prompt_tokens": 123, "completion_tokens": 17}}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.send_chat("def update(grad, param, state, lr, t):\n    return lr * grad\n",
+                       prompt_tokens=123, completion_tokens=17)
 
 
 @pytest.fixture

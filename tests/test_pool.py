@@ -1,14 +1,14 @@
 """Several OpenAI-compatible endpoints behind one pool: tiny servers on loopback threads, no Ray."""
 
-import json
 import pickle
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
+from chat_server import ChatHandler
 from symdisc.backends import Request
 from symdisc.backends.openai_http import OpenAIBackend
 from symdisc.backends.pool import EndpointPool
@@ -20,9 +20,9 @@ def _server(delay_s: float = 0.0):
     state = {"hits": 0, "now": 0, "peak": 0}
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(ChatHandler):
         def do_POST(self):  # noqa: N802 (http.server's naming)
-            self.rfile.read(int(self.headers["Content-Length"]))
+            self.read_json()
             with lock:
                 state["hits"] += 1
                 state["now"] += 1
@@ -30,17 +30,7 @@ def _server(delay_s: float = 0.0):
             time.sleep(delay_s)
             with lock:
                 state["now"] -= 1
-            reply = {"choices": [{"message": {"content": f"served by {self.server.server_address[1]}"},
-                                  "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
+            self.send_chat(f"served by {self.server.server_address[1]}")
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
