@@ -192,6 +192,12 @@ class Cluster:
         if self.backend is not None:
             nodes = len([n for n in ray.nodes() if n.get("Alive")])
             n_prop = self.n_proposers or (nodes if cpus else 1)
+            if hasattr(self.backend, "slots") and n_prop > 1:
+                # Model servers: the per-endpoint limit lives in the backend, and copies in several
+                # actors would each allow it. HTTP costs no CPU: one actor drives every slot.
+                self.say(f"cluster: one proposer actor drives all {slots} endpoint slot(s) "
+                         f"(--proposers {n_prop} ignored with --api-base)")
+                n_prop = 1
         total = int(ray.cluster_resources().get("CPU", 1))
         n_eval = self.n_evaluators or max(1, int(total - n_prop * cpus))
         Proposer = ray.remote(ProposerActor).options(num_cpus=cpus, max_concurrency=slots)  # noqa: N806

@@ -91,6 +91,17 @@ def test_clustered_run_resumes_a_pending_reply(home, gate, ray_cluster):
     assert next(r for r in rows if r["id"] == stored)["status"] == "evaluated"
 
 
+def test_model_servers_are_driven_by_one_proposer_actor(ray_cluster):
+    # Several actors would each allow --api-concurrency requests to the same server.
+    from symdisc.backends.openai_http import OpenAIBackend
+
+    said = []
+    with Cluster("auto", OpenAIBackend("http://127.0.0.1:9/v1"), proposers=3, evaluators=1,
+                 say=said.append) as cluster:
+        assert len(cluster.proposers.actors) == 1
+    assert any("--proposers 3 ignored" in line for line in said)
+
+
 def test_local_path_does_not_import_ray(tmp_path):
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps(VARIANTS[:2]))
