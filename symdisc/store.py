@@ -128,6 +128,9 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
 
 
+LOCK_TIMEOUT_S = 30.0  # how long to wait for another symdisc process's write
+
+
 def default_db_path() -> Path:
     return symdisc_home() / "symdisc.db"
 
@@ -139,12 +142,18 @@ class Store:
             raise StoreError(f"no run database at {self.path} (set SYMDISC_HOME or run `symdisc evolve` first)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(str(self.path), timeout=LOCK_TIMEOUT_S, isolation_level=None)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise StoreError(f"the run database {self.path} is unreadable ({exc}); move it aside and "
+                                 "symdisc will start a new one") from None
+            raise StoreError(f"the run database {self.path} stayed locked by another process for "
+                             f"{LOCK_TIMEOUT_S:g} s; try again") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"the run database {self.path} is unreadable ({exc}); move it aside and "
                              "symdisc will start a new one") from None
@@ -160,6 +169,21 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _use_wal(self) -> None:
+        """WAL lets `symdisc runs` read while a run writes. The mode is kept in the file, so only the
+        first opening switches; the switch fails at once, without waiting, while another process is
+        opening the same new file, hence the retries."""
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     # -- migrations ----------------------------------------------------------------------------
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
@@ -173,6 +197,10 @@ class Store:
                 continue
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                # Another process may have applied it between our read and this write lock.
+                if self.db.execute("SELECT 1 FROM _migrations WHERE id = ?", (number,)).fetchone():
+                    self.db.execute("COMMIT")
+                    continue
                 # executescript would commit the open transaction; run statements one by one.
                 for statement in _statements(sql):
                     self.db.execute(statement)

@@ -32,6 +32,31 @@ def test_migrations_are_numbered_and_recorded(tmp_path):
         assert len(store.migrations()) == len(MIGRATIONS)
 
 
+def _open_after(barrier, path, errors):
+    barrier.wait()
+    try:
+        Store(path).close()
+    except Exception as exc:  # reported to the parent
+        errors.put(str(exc))
+
+
+def test_processes_starting_together_migrate_once(tmp_path):
+    # `symdisc evolve` and `symdisc runs list` started at the same moment on a new database.
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, errors = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_open_after, args=(barrier, tmp_path / "a.db", errors)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert errors.empty(), errors.get()
+    assert all(p.exitcode == 0 for p in procs)
+    with Store(tmp_path / "a.db") as store:
+        assert [m["id"] for m in store.migrations()] == list(range(1, len(MIGRATIONS) + 1))
+
+
 def test_newer_database_is_refused(tmp_path):
     path = tmp_path / "a.db"
     Store(path).close()
