@@ -6,7 +6,8 @@ slot busy and every evaluator fed: when a reply comes back it is stored (pending
 when an answer comes back it is recorded. Each new request is built from the database just before
 it is sent, so its prompt sees every result that has come back. An actor that dies has its task
 retried once on another; a generation lost twice is recorded as failed (reason ``crash``), an
-evaluation too, and anything left when no evaluator is alive stays pending for ``--resume``.
+evaluation too. A replacement actor starts in the background (one per original actor at most), and
+anything left when no evaluator is alive or coming stays pending for ``--resume``.
 
 Ray is imported only here and only when a cluster run starts: the local path never loads it.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
@@ -108,10 +110,12 @@ def _use_token_if_any() -> None:
 
 
 class ActorSet:
-    """Actors of one kind, each with a number of task slots; an actor that fails leaves the set."""
+    """Actors of one kind, each with a number of task slots; an actor that fails leaves the set, and
+    a replacement joins it (a new index) once it has started."""
 
     def __init__(self, actors: list, slots: int = 1):
         self.actors = list(actors)
+        self.slots = slots
         self.free = {i: slots for i in range(len(self.actors))}  # live actors only
         self._next = 0
 
@@ -148,6 +152,9 @@ class ActorSet:
     def drop(self, i: int) -> None:
         self.free.pop(i, None)
 
+    def join(self, i: int) -> None:
+        self.free[i] = self.slots
+
     def busy(self) -> list:
         """Live actors with a task in flight (the cluster test kills one of these)."""
         return [self.actors[i] for i in self.alive if self.free[i] == 0]
@@ -170,6 +177,11 @@ class Cluster:
         self.say = say or (lambda message: None)
         self.proposers = ActorSet([])
         self.evaluators = ActorSet([])
+        self._new_actor: dict = {}  # kind -> a function that starts one more actor of that kind
+        # Each actor may be replaced once on average: enough for a lost node or two, not an endless
+        # loop of replacements when something kills every actor it reaches.
+        self.replacements_left: dict = {}
+        self.starting: dict = {}  # ready() ref of a replacement -> (kind, index, start time)
         self._connected = False
 
     # -- lifetime --------------------------------------------------------------------------------
@@ -202,8 +214,11 @@ class Cluster:
         n_eval = self.n_evaluators or max(1, int(total - n_prop * cpus))
         Proposer = ray.remote(ProposerActor).options(num_cpus=cpus, max_concurrency=slots)  # noqa: N806
         Evaluator = ray.remote(EvaluatorActor).options(num_cpus=1)  # noqa: N806
-        self.proposers = ActorSet([Proposer.remote(self.backend) for _ in range(n_prop)], slots)
-        self.evaluators = ActorSet([Evaluator.remote(**self.sandbox_args) for _ in range(n_eval)])
+        self._new_actor = {"proposer": lambda: Proposer.remote(self.backend),
+                           "evaluator": lambda: Evaluator.remote(**self.sandbox_args)}
+        self.replacements_left = {"proposer": n_prop, "evaluator": n_eval}
+        self.proposers = ActorSet([self._new_actor["proposer"]() for _ in range(n_prop)], slots)
+        self.evaluators = ActorSet([self._new_actor["evaluator"]() for _ in range(n_eval)])
         everyone = self.proposers.actors + self.evaluators.actors
         try:
             hosts = ray.get([a.ready.remote() for a in everyone], timeout=STARTUP_TIMEOUT_S)
@@ -227,9 +242,13 @@ class Cluster:
             self._connected = False
 
     # -- failures --------------------------------------------------------------------------------
+    def _group(self, kind: str) -> ActorSet:
+        return self.proposers if kind == "proposer" else self.evaluators
+
     def lost(self, kind: str, i: int, exc: BaseException) -> None:
-        """An actor whose task failed is out of the run (killed, in case it is only sick)."""
-        group = self.proposers if kind == "proposer" else self.evaluators
+        """An actor whose task failed is out of the run (killed, in case it is only sick); a
+        replacement starts in the background while the others carry on."""
+        group = self._group(kind)
         if i not in group.free:
             return
         group.drop(i)
@@ -237,7 +256,49 @@ class Cluster:
             _ray().kill(group.actors[i])
         except Exception:
             pass
-        self.say(f"{kind} actor {i} lost ({_one_line(exc)}); {len(group.alive)} left")
+        replacing = self.replacements_left.get(kind, 0) > 0
+        self.say(f"{kind} actor {i} lost ({_one_line(exc)}); {len(group.alive)} left"
+                 + ("; starting a replacement" if replacing else "; no replacements left"))
+        if replacing:
+            self.replacements_left[kind] -= 1
+            group.actors.append(self._new_actor[kind]())
+            self.starting[group.actors[-1].ready.remote()] = (kind, len(group.actors) - 1, time.monotonic())
+
+    def replacing(self, kind: str) -> bool:
+        return any(k == kind for k, _, _ in self.starting.values())
+
+    def started(self, ref) -> None:
+        """A replacement's ready() came back: it joins its set, or is reported and forgotten."""
+        ray = _ray()
+        kind, i, _ = self.starting.pop(ref)
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            self.say(f"a replacement {kind} actor failed to start ({_one_line(exc)})")
+            return
+        self._group(kind).join(i)
+        self.say(f"{kind} actor {i} started in place of a lost one")
+
+    def expire_starts(self) -> None:
+        """Give up on replacements that found no room within the start-up time."""
+        now = time.monotonic()
+        for ref, (kind, i, t0) in list(self.starting.items()):
+            if now - t0 > STARTUP_TIMEOUT_S:
+                del self.starting[ref]
+                try:
+                    _ray().kill(self._group(kind).actors[i])
+                except Exception:
+                    pass
+                self.say(f"a replacement {kind} actor did not start in {STARTUP_TIMEOUT_S:g} s (no free CPU?)")
+
+    def wait_for_replacement(self, kind: str) -> None:
+        """Block until the replacements of this kind have started or failed (the in-line path)."""
+        ray = _ray()
+        for ref in [r for r, (k, _, _) in self.starting.items() if k == kind]:
+            done, _ = ray.wait([ref], timeout=STARTUP_TIMEOUT_S)
+            if done:
+                self.started(ref)
+        self.expire_starts()
 
     # -- the sandbox interface -------------------------------------------------------------------
     def evaluate(self, code: str, memory: str = SCALAR, stages=("probe",), proxy: Optional[dict] = None,
@@ -247,6 +308,9 @@ class Cluster:
         args = dict(memory=memory, stages=tuple(stages), proxy=proxy, timeout_s=timeout_s)
         for _ in range(2):
             i = self.evaluators.pick()
+            if i is None and self.replacing("evaluator"):
+                self.wait_for_replacement("evaluator")
+                i = self.evaluators.pick()
             if i is None:
                 raise SandboxError("every evaluator actor has died; the run can go on with --resume")
             try:
@@ -290,16 +354,21 @@ class ClusterEvolution(Evolution):
             self._feed_proposers()
             self._feed_evaluators()
             refs = [*self._gens, *self._evals]
-            if not refs:
-                break
-            ready, rest = ray.wait(refs, num_returns=1)
+            if not refs and not (cluster.starting and (self._queue or self._retry or self._room())):
+                break  # nothing in flight, and no replacement actor that work is waiting for
+            refs += list(cluster.starting)
+            # A replacement that never starts must not stall the loop: wake up now and then to expire it.
+            ready, rest = ray.wait(refs, num_returns=1, timeout=10.0 if cluster.starting else None)
             if rest:  # take everything that is back, so the next prompt sees all of it
                 ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             for ref in ready:
                 if ref in self._gens:
                     self._generated(ref, self._gens.pop(ref))
-                else:
+                elif ref in self._evals:
                     self._evaluated(ref, self._evals.pop(ref))
+                else:
+                    cluster.started(ref)
+            cluster.expire_starts()
         if self._queue:
             raise SandboxError(f"every evaluator actor has died; {len(self._queue)} candidate(s) stay pending "
                                f"for --resume")
@@ -335,6 +404,8 @@ class ClusterEvolution(Evolution):
                 self._feed_evaluators()
             return
         if not cluster.proposers.alive:
+            if cluster.replacing("proposer"):
+                return  # retries and new requests wait for it
             while self._retry:
                 self._lost_generation(self._retry.popleft())
             if not self._gens and self._room():

@@ -61,8 +61,8 @@ def test_clustered_run_survives_a_killed_evaluator(home, gate, ray_cluster):
     with Cluster("auto", backend, proposers=2, evaluators=2, timeout_s=10, say=said.append) as cluster:
         evo = ClusterEvolution.start(store, _config(candidates=12), backend, gate, cluster, kill_a_busy_evaluator)
         summary = evo.run()
-        assert killed and len(cluster.evaluators.alive) == 1
-    assert [m for m in said if m.startswith("evaluator actor") and "lost" in m and "1 left" in m], said
+        assert killed and cluster.replacements_left["evaluator"] == 1
+    assert [m for m in said if m.startswith("evaluator actor") and "1 left; starting a replacement" in m], said
     assert store.get_run(evo.run_id)["status"] == "finished"
     rows = _check_every_candidate_once(store, evo.run_id, 12)
     proposed = [r for r in rows if r["origin"] == "llm"]
@@ -89,6 +89,28 @@ def test_clustered_run_resumes_a_pending_reply(home, gate, ray_cluster):
     assert store.get_run(evo.run_id)["status"] == "finished"
     rows = _check_every_candidate_once(store, evo.run_id, 7)
     assert next(r for r in rows if r["id"] == stored)["status"] == "evaluated"
+
+
+def test_a_lost_evaluator_is_replaced(ray_cluster):
+    said = []
+    with Cluster("auto", None, evaluators=1, timeout_s=10, say=said.append) as cluster:
+        first = cluster.evaluators.actors[0]
+        ray.kill(first)
+        with pytest.raises(ray.exceptions.RayError) as dead:
+            ray.get(first.ready.remote())
+        cluster.lost("evaluator", 0, dead.value)
+        assert cluster.evaluators.alive == [] and cluster.replacing("evaluator")
+        # the in-line path waits for the replacement instead of failing the run
+        answer = cluster.evaluate(VARIANTS[0], stages=("probe",))
+        assert answer["ok"], answer
+        assert cluster.evaluators.alive == [1] and not cluster.starting
+        # the budget is one replacement per actor: the next loss is final
+        cluster.lost("evaluator", 1, dead.value)
+        assert not cluster.replacing("evaluator")
+        with pytest.raises(Exception, match="every evaluator actor has died"):
+            cluster.evaluate(VARIANTS[0], stages=("probe",))
+    assert any("started in place of a lost one" in m for m in said), said
+    assert any("no replacements left" in m for m in said), said
 
 
 def test_model_servers_are_driven_by_one_proposer_actor(ray_cluster):
