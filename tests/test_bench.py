@@ -254,3 +254,35 @@ def test_evo_optimizer_suite_shape(tmp_path, monkeypatch):
             assert 0.0 <= s["evo_fitness"] <= 1.05 and s["seeds"] == 2
     assert set(report["overall_fitness"]) == {"evo-genome", "adam"}
     assert (tmp_path / "out" / "fmnist" / "results.json").exists()
+
+
+def test_tune_lr_uses_tpe_and_returns_the_best_trial(monkeypatch):
+    import math
+    from types import SimpleNamespace
+
+    import optuna
+
+    from symdisc import bench
+
+    target = 3e-3
+    tried, samplers = [], []
+    real_sampler = optuna.samplers.TPESampler
+
+    def fake_train(entry, lr, *args, **kw):
+        tried.append(lr)
+        return SimpleNamespace(diverged=False, final_acc=1.0 - abs(math.log10(lr / target)))
+
+    def spy_sampler(**kw):
+        samplers.append(kw)
+        return real_sampler(**kw)
+
+    monkeypatch.setattr(bench, "train", fake_train)
+    monkeypatch.setattr(optuna.samplers, "TPESampler", spy_sampler)
+    x, y = torch.zeros(2000, 1, 28, 28), torch.zeros(2000, dtype=torch.long)
+    entry = resolve_entry("adam")
+    best = bench.tune_lr(entry, 12, x, y, "cnn", steps=1, batch=32)
+    assert len(tried) == 12 and tried[0] == entry.default_lr  # the default is always tried first
+    assert all(entry.default_lr / 30 <= lr <= entry.default_lr * 30 for lr in tried)
+    assert best == min(tried, key=lambda lr: abs(math.log10(lr / target)))
+    # Optuna's default of 10 random start-up trials would leave TPE almost nothing of 12
+    assert samplers and samplers[0]["n_startup_trials"] <= 4
