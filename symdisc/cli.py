@@ -603,7 +603,8 @@ def bench(
     epochs: Optional[float] = typer.Option(None, help="Training length in epochs (default 3)."),
     steps: Optional[int] = typer.Option(None, help="Training length in steps (instead of --epochs)."),
     tune: int = typer.Option(0, help="Optuna TPE trials per optimizer for the learning rate (0: documented defaults)."),
-    tune_steps: int = typer.Option(300, "--tune-steps", help="Training steps per tuning trial."),
+    tune_steps: int = typer.Option(300, "--tune-steps", help="Training steps per tuning trial (short trials favour "
+                                   "large learning rates: give the training length for a search that matches the run)."),
     lr: list[str] = typer.Option([], "--lr", help="NAME=VALUE: a fixed learning rate for one optimizer (repeatable)."),
     batch: int = typer.Option(128, help="Mini-batch size."),
     subset: Optional[int] = typer.Option(None, help="Train on a random subset of this many examples."),
