@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from symdisc import rules  # noqa: E402
 from symdisc.contract import BUFFERS, SCALAR  # noqa: E402
-from symdisc.gate import check_reply  # noqa: E402
-from symdisc.gateproc import GateClient  # noqa: E402
+from symdisc.judge.gate import check_reply  # noqa: E402
+from symdisc.judge.gateproc import GateClient  # noqa: E402
 
 H = "def update(grad, param, state, lr, t):\n"
 

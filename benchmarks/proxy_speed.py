@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from symdisc import rules  # noqa: E402
 from symdisc.config import ProxyConfig  # noqa: E402
-from symdisc.sandbox import Sandbox  # noqa: E402
+from symdisc.judge.sandbox import Sandbox  # noqa: E402
 
 RULES = {"scalar": ("sgd", "sign_sgd", "robust_zero_state"), "buffers": ("momentum", "lion", "adam")}
 

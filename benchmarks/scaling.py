@@ -18,10 +18,10 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from symdisc.backends.fake import ScriptedBackend  # noqa: E402
+from symdisc.llm.fake import ScriptedBackend  # noqa: E402
 from symdisc.config import EvolveConfig  # noqa: E402
-from symdisc.evolve import Evolution  # noqa: E402
-from symdisc.gateproc import GateClient  # noqa: E402
+from symdisc.search.loop import Evolution  # noqa: E402
+from symdisc.judge.gateproc import GateClient  # noqa: E402
 from symdisc.store import Store  # noqa: E402
 
 # Distinct programs (no repeats, no behavioural twins), so every candidate is really evaluated.
@@ -64,8 +64,8 @@ def main() -> None:
 
     import ray
 
-    from symdisc.cluster import Cluster, ClusterEvolution
-    from symdisc.sandbox import Sandbox
+    from symdisc.search.cluster import Cluster, ClusterEvolution
+    from symdisc.judge.sandbox import Sandbox
 
     os.environ["SYMDISC_HOME"] = tempfile.mkdtemp(prefix="symdisc-scaling-")
     config = lambda: EvolveConfig(candidates=args.candidates, funnel=False, backend="fake", cluster="auto")  # noqa: E731

@@ -2,7 +2,7 @@
 
 Protocol: JSON lines on stdin/stdout, never pickle. The first line out is ``{"ready": ...}`` (or
 ``{"fatal": ...}``). Each request ``{"op": "evaluate", "code", "memory", "stages", "proxy",
-"cpu_s"}`` gets one answer line. The parent (``symdisc.sandbox``) owns the wall clock and kills
+"cpu_s"}`` gets one answer line. The parent (``symdisc.judge.sandbox``) owns the wall clock and kills
 this whole process group when a candidate stalls; CPU time, memory, file size, open files and
 process count are bounded here by rlimits, after everything the worker needs is imported.
 """
@@ -98,13 +98,13 @@ def main() -> None:
 
         torch.set_num_threads(1)
         torch.set_num_interop_threads(1)
-        from symdisc import evaluate as evaluation
-        from symdisc import proxy  # noqa: F401  (imported before the lock-down)
-        from symdisc.restricted import warm_up
+        from symdisc.judge import evaluate as evaluation
+        from symdisc.judge import proxy  # noqa: F401  (imported before the lock-down)
+        from symdisc.judge.restricted import warm_up
 
         warm_up()
         if os.environ.get("SYMDISC_HELDOUT"):
-            from symdisc.heldout import prepare
+            from symdisc.judge.heldout import prepare
 
             prepare()  # the funnel's real data, loaded while files can still be read
         evaluation.evaluate("def update(grad, param, state, lr, t):\n    return lr * grad\n",

@@ -9,8 +9,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
-from .contract import MEMORY_CLASSES, SCALAR
-from .errors import ConfigError
+from symdisc.contract import MEMORY_CLASSES, SCALAR
+from symdisc.errors import ConfigError
 
 
 @dataclass
@@ -71,7 +71,7 @@ class EvolveConfig:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
 
     def validate(self) -> "EvolveConfig":
-        from .proposers import PROPOSERS
+        from symdisc.search.proposers import PROPOSERS
 
         if self.proposer not in PROPOSERS:
             raise ConfigError(f"proposer must be one of {', '.join(PROPOSERS)}, not {self.proposer!r}")

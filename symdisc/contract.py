@@ -1,8 +1,9 @@
-"""The candidate contract: what an update rule must look like, memory classes, reason codes.
+"""The candidate contract and the project's one vocabulary: memory classes, statuses, stages, reasons.
 
 A candidate is one function ``update(grad, param, state, lr, t)`` returning the step that the
 harness subtracts from ``param``. Everything that judges candidates (gate, sandbox, probes,
-proxy) refers to the names defined here, so a reason code means the same thing everywhere.
+proxy) and everything that records them (the loop, the store) uses the words defined here, and
+the store refuses a row with a word that is not here, so a code means the same thing everywhere.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ REASONS = {
     "syntax": "the code does not parse",
     "no_update": "there is no `def update(grad, param, state, lr, t)`",
     "signature": "update has the wrong parameters",
-    "duplicate": "a function is defined twice",
+    "redefined": "a function or constant is defined twice",
     "import": "imports are not allowed (torch and math are already there)",
     "dunder": "names or attributes with underscores at the start are not allowed",
     "forbidden_name": "a name outside the allow-list is used",
@@ -63,6 +64,39 @@ REASONS = {
     # proxy fitness
     "diverged": "training diverged (NaN or exploding loss)",
 }
+
+
+# What happened to a candidate (candidates.status). A status is never also a reason.
+STATUSES = {
+    "pending": "the reply is stored and not judged yet (a killed run judges it on --resume)",
+    "rejected": "the gate refused it before anything ran (stage gate; reason says why)",
+    "failed": "it passed the gate but failed a later stage (sandbox, probe, proxy, heldout)",
+    "duplicate": "the same program or behaviour as an earlier candidate (reason repeat, duplicate_of)",
+    "evaluated": "it passed every stage it was sent to; fitness holds its proxy score",
+}
+
+# Where it happened (candidates.stage, evaluations.stage), in the order a candidate meets them.
+STAGES = {
+    "generate": "the model call (a cluster run records a generation lost twice here)",
+    "gate": "extraction and the static AST gate, in the gate process",
+    "sandbox": "the locked-down worker itself (crash, timeout, memory, CPU time)",
+    "probe": "stage 0: lr == 0, quadratic and Rosenbrock descent, scaled gradients",
+    "proxy": "tiny noisy classification tasks, several seeds batched",
+    "heldout": "a short real-data task the proxy never sees (the funnel)",
+    "bench": "full training on a real data set (symdisc bench)",
+}
+
+ORIGINS = {
+    "seed": "a built-in rule that starts every run",
+    "llm": "written by the language model",
+    "genome": "the genetic algorithm over optimizer genomes",
+    "tpe": "Optuna's TPE sampler over the genome space",
+    "random": "uniform random genomes (the sampling baseline)",
+    "simplify": "symdisc simplify's reduction of an evaluated candidate",
+}
+
+RUN_KINDS = ("evolve", "bench", "compare")
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
 
 
 @dataclass

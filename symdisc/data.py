@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 
-from .errors import DataError
+from symdisc.errors import DataError
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 DATASETS = ("fashion-mnist", "mnist", "cifar10")

@@ -16,99 +16,109 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .errors import StoreError, UsageError
-from .resources import symdisc_home
+from symdisc.contract import ORIGINS, REASONS, STAGES, STATUSES
+from symdisc.errors import StoreError, UsageError
+from symdisc.resources import symdisc_home
 
-MIGRATIONS: list[tuple[str, str]] = [
-    ("create runs, candidates, evaluations", """
-    CREATE TABLE runs (
-        id            TEXT PRIMARY KEY,
-        kind          TEXT NOT NULL,               -- evolve | bench | compare
-        status        TEXT NOT NULL,               -- running | finished | interrupted | failed
-        created_at    TEXT NOT NULL,
-        updated_at    TEXT NOT NULL,
-        config_json   TEXT NOT NULL,               -- the dataclass config: enough to repeat the run
-        model         TEXT,                        -- model name or path
-        model_sha256  TEXT,
-        backend       TEXT,
-        versions_json TEXT,                        -- symdisc, python, torch, llama_cpp versions
-        summary_json  TEXT,                        -- counts, rates, best fitness
-        host          TEXT,
-        pid           INTEGER
-    );
-    CREATE TABLE candidates (
-        id            INTEGER PRIMARY KEY AUTOINCREMENT,
-        run_id        TEXT NOT NULL REFERENCES runs(id),
-        seq           INTEGER NOT NULL,            -- 0, 1, 2 ... within the run
-        created_at    TEXT NOT NULL,
-        origin        TEXT NOT NULL,               -- seed | llm | genome | tpe | random | simplify
-        name          TEXT,                        -- for seeds: sgd, sign_sgd, ...
-        parent_id     INTEGER REFERENCES candidates(id),
-        prompt        TEXT,                        -- the user part of the prompt (the system part is in config)
-        response      TEXT,                        -- the model's raw reply
-        code          TEXT,                        -- the extracted code
-        normalized    TEXT,                        -- what the sandbox ran
-        ast_hash      TEXT,
-        fingerprint   TEXT,                        -- behaviour on fixed probe tensors
-        status        TEXT NOT NULL,               -- pending | rejected | failed | duplicate | evaluated
-        stage         TEXT,                        -- gate | sandbox | probe | proxy
-        reason        TEXT,                        -- a contract reason code
-        message       TEXT,
-        line          INTEGER,
-        fitness       REAL,
-        best_lr       REAL,
-        state_scalars INTEGER,
-        state_bytes   INTEGER,
-        duplicate_of  INTEGER REFERENCES candidates(id),
-        tokens_in     INTEGER,
-        tokens_out    INTEGER,
-        gen_ms        REAL,
-        gate_ms       REAL,
-        eval_ms       REAL,
-        UNIQUE (run_id, seq)
-    );
-    CREATE INDEX candidates_run_status ON candidates(run_id, status);
-    CREATE INDEX candidates_run_fitness ON candidates(run_id, fitness);
-    CREATE TABLE evaluations (
-        id            INTEGER PRIMARY KEY AUTOINCREMENT,
-        candidate_id  INTEGER NOT NULL REFERENCES candidates(id),
-        stage         TEXT NOT NULL,               -- probe | proxy | heldout | bench
-        seed          INTEGER,
-        ok            INTEGER NOT NULL,
-        fitness       REAL,
-        reason        TEXT,
-        message       TEXT,
-        ms            REAL,
-        detail_json   TEXT,
-        created_at    TEXT NOT NULL
-    );
-    CREATE INDEX evaluations_candidate ON evaluations(candidate_id);
-    """),
-    ("create bench_results", """
-    CREATE TABLE bench_results (
-        id            INTEGER PRIMARY KEY AUTOINCREMENT,
-        run_id        TEXT NOT NULL REFERENCES runs(id),
-        task          TEXT NOT NULL,               -- fmnist-noisy, mnist, cifar10, ...
-        optimizer     TEXT NOT NULL,               -- a built-in name, a candidate or a file
-        seed          INTEGER NOT NULL,
-        lr            REAL NOT NULL,
-        final_acc     REAL,                        -- test accuracy at the end
-        best_acc      REAL,                        -- best test accuracy over evaluations
-        final_loss    REAL,                        -- mean training loss over the last 50 steps
-        state_bytes   INTEGER,                     -- measured from the live optimizer state
-        memory_class  TEXT,                        -- measured: scalar or buffers
-        steps_per_s   REAL,
-        diverged      INTEGER NOT NULL DEFAULT 0,
-        detail_json   TEXT,                        -- the accuracy curve
-        created_at    TEXT NOT NULL
-    );
-    CREATE INDEX bench_results_run ON bench_results(run_id);
-    """),
-    ("genomes and the held-out funnel", """
-    ALTER TABLE candidates ADD COLUMN genome_json TEXT;   -- genome proposers: the genome (and TPE trial)
-    ALTER TABLE candidates ADD COLUMN heldout REAL;       -- held-out score, for candidates the funnel promoted
-    ALTER TABLE runs ADD COLUMN parent_run TEXT;          -- compare: the comparison a run belongs to
-    """),
+# Append-only: each migration is a list of statements, run in one transaction. The comments inside
+# the statements document the schema (the README's schema section is generated from them).
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ('create runs, candidates, evaluations', [
+        """CREATE TABLE runs (
+            id            TEXT PRIMARY KEY,
+            kind          TEXT NOT NULL,               -- evolve | bench | compare
+            status        TEXT NOT NULL,               -- running | finished | interrupted | failed
+            created_at    TEXT NOT NULL,
+            updated_at    TEXT NOT NULL,
+            config_json   TEXT NOT NULL,               -- the dataclass config: enough to repeat the run
+            model         TEXT,                        -- model name or path
+            model_sha256  TEXT,
+            backend       TEXT,
+            versions_json TEXT,                        -- symdisc, python, torch, llama_cpp versions
+            summary_json  TEXT,                        -- counts, rates, best fitness
+            host          TEXT,
+            pid           INTEGER
+        )
+        """,
+        """CREATE TABLE candidates (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id        TEXT NOT NULL REFERENCES runs(id),
+            seq           INTEGER NOT NULL,            -- 0, 1, 2 ... within the run
+            created_at    TEXT NOT NULL,
+            origin        TEXT NOT NULL,               -- seed | llm | genome | tpe | random | simplify
+            name          TEXT,                        -- for seeds: sgd, sign_sgd, ...
+            parent_id     INTEGER REFERENCES candidates(id),
+            prompt        TEXT,                        -- the user part of the prompt (the system part is in config)
+            response      TEXT,                        -- the model's raw reply
+            code          TEXT,                        -- the extracted code
+            normalized    TEXT,                        -- what the sandbox ran
+            ast_hash      TEXT,
+            fingerprint   TEXT,                        -- behaviour on fixed probe tensors
+            status        TEXT NOT NULL,               -- pending | rejected | failed | duplicate | evaluated
+            stage         TEXT,                        -- gate | sandbox | probe | proxy
+            reason        TEXT,                        -- a contract reason code
+            message       TEXT,
+            line          INTEGER,
+            fitness       REAL,
+            best_lr       REAL,
+            state_scalars INTEGER,
+            state_bytes   INTEGER,
+            duplicate_of  INTEGER REFERENCES candidates(id),
+            tokens_in     INTEGER,
+            tokens_out    INTEGER,
+            gen_ms        REAL,
+            gate_ms       REAL,
+            eval_ms       REAL,
+            UNIQUE (run_id, seq)
+        )
+        """,
+        "CREATE INDEX candidates_run_status ON candidates(run_id, status)",
+        "CREATE INDEX candidates_run_fitness ON candidates(run_id, fitness)",
+        """CREATE TABLE evaluations (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            candidate_id  INTEGER NOT NULL REFERENCES candidates(id),
+            stage         TEXT NOT NULL,               -- probe | proxy | heldout | bench
+            seed          INTEGER,
+            ok            INTEGER NOT NULL,
+            fitness       REAL,
+            reason        TEXT,
+            message       TEXT,
+            ms            REAL,
+            detail_json   TEXT,
+            created_at    TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX evaluations_candidate ON evaluations(candidate_id)",
+    ]),
+    ('create bench_results', [
+        """CREATE TABLE bench_results (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id        TEXT NOT NULL REFERENCES runs(id),
+            task          TEXT NOT NULL,               -- fmnist-noisy, mnist, cifar10, ...
+            optimizer     TEXT NOT NULL,               -- a built-in name, a candidate or a file
+            seed          INTEGER NOT NULL,
+            lr            REAL NOT NULL,
+            final_acc     REAL,                        -- test accuracy at the end
+            best_acc      REAL,                        -- best test accuracy over evaluations
+            final_loss    REAL,                        -- mean training loss over the last 50 steps
+            state_bytes   INTEGER,                     -- measured from the live optimizer state
+            memory_class  TEXT,                        -- measured: scalar or buffers
+            steps_per_s   REAL,
+            diverged      INTEGER NOT NULL DEFAULT 0,
+            detail_json   TEXT,                        -- the accuracy curve
+            created_at    TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX bench_results_run ON bench_results(run_id)",
+    ]),
+    ('genomes and the held-out funnel', [
+        "ALTER TABLE candidates ADD COLUMN genome_json TEXT  /* genome proposers: the genome (and TPE trial) */",
+        "ALTER TABLE candidates ADD COLUMN heldout REAL  /* held-out score, for candidates the funnel promoted */",
+        "ALTER TABLE runs ADD COLUMN parent_run TEXT  /* compare: the comparison a run belongs to */",
+    ]),
+    ("a reason is never a status: the gate's 'duplicate' reason becomes 'redefined'", [
+        "UPDATE candidates SET reason = 'redefined' WHERE reason = 'duplicate'",
+    ]),
 ]
 
 RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid",
@@ -118,6 +128,28 @@ CANDIDATE_FIELDS = (
     "status", "stage", "reason", "message", "line", "fitness", "best_lr", "state_scalars", "state_bytes",
     "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms", "genome_json", "heldout",
 )
+
+
+# The one definition of a run's best candidate, used by `runs list`, `runs best`, the leaderboard,
+# the run summary and `bench RUN_ID`: the held-out score where the funnel gave one (the harder test),
+# then proxy fitness, then the earlier candidate. best_key is the same order in Python.
+BEST_ORDER = "heldout IS NULL, heldout DESC, fitness DESC, seq ASC"
+
+
+def best_key(row: dict) -> tuple:
+    heldout = row.get("heldout")
+    return (heldout is None, -(heldout or 0.0), -row["fitness"], row["seq"])
+
+
+_VOCABULARY = (("status", STATUSES), ("stage", STAGES), ("reason", REASONS), ("origin", ORIGINS))
+
+
+def _check_vocabulary(fields: dict) -> None:
+    """Rows only ever hold the words of symdisc.contract: a typo fails loudly where it is written."""
+    for key, words in _VOCABULARY:
+        value = fields.get(key)
+        if value is not None and value not in words:
+            raise ValueError(f"{key} {value!r} is not one of symdisc.contract's {key} codes")
 
 
 def _now() -> str:
@@ -192,7 +224,7 @@ class Store:
         if applied and max(applied) > len(MIGRATIONS):
             raise StoreError(f"the run database {self.path} was written by a newer symdisc "
                              f"(migration {max(applied)}); upgrade symdisc")
-        for number, (name, sql) in enumerate(MIGRATIONS, start=1):
+        for number, (name, statements) in enumerate(MIGRATIONS, start=1):
             if number in applied:
                 continue
             self.db.execute("BEGIN IMMEDIATE")
@@ -202,7 +234,7 @@ class Store:
                     self.db.execute("COMMIT")
                     continue
                 # executescript would commit the open transaction; run statements one by one.
-                for statement in _statements(sql):
+                for statement in statements:
                     self.db.execute(statement)
                 self.db.execute("INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
                                 (number, name, _now()))
@@ -261,13 +293,18 @@ class Store:
         args = (kind, limit) if kind else (limit,)
         runs = [_run_dict(r) for r in self.db.execute(sql, args)]
         counts = {r["run_id"]: r for r in self.db.execute(
-            "SELECT run_id, COUNT(*) AS n, SUM(status = 'evaluated') AS evaluated, MAX(fitness) AS best "
-            "FROM candidates GROUP BY run_id")}
+            "SELECT run_id, COUNT(*) AS n, SUM(status = 'evaluated') AS evaluated FROM candidates GROUP BY run_id")}
+        bests = {r["run_id"]: r for r in self.db.execute(
+            "SELECT run_id, id, fitness, heldout FROM (SELECT run_id, id, fitness, heldout, ROW_NUMBER() OVER "
+            f"(PARTITION BY run_id ORDER BY {BEST_ORDER}) AS place FROM candidates WHERE status = 'evaluated' "
+            "AND fitness IS NOT NULL) WHERE place = 1")}
         for run in runs:
-            c = counts.get(run["id"])
+            c, b = counts.get(run["id"]), bests.get(run["id"])
             run["candidates"] = c["n"] if c else 0
             run["evaluated"] = (c["evaluated"] or 0) if c else 0
-            run["best_fitness"] = c["best"] if c else None
+            run["best_id"] = b["id"] if b else None
+            run["best_fitness"] = b["fitness"] if b else None
+            run["best_heldout"] = b["heldout"] if b else None
         return runs
 
     # -- candidates --------------------------------------------------------------------------
@@ -276,6 +313,7 @@ class Store:
         for key in fields:
             if key not in CANDIDATE_FIELDS:
                 raise ValueError(f"unknown candidate field {key}")
+        _check_vocabulary(dict(fields, status=status, origin=origin))
         cols = ["run_id", "seq", "created_at", "origin", "status", *fields]
         cur = self.db.execute(
             f"INSERT INTO candidates ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
@@ -286,6 +324,7 @@ class Store:
         for key in fields:
             if key not in CANDIDATE_FIELDS:
                 raise ValueError(f"unknown candidate field {key}")
+        _check_vocabulary(fields)
         sets = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"UPDATE candidates SET {sets} WHERE id = ?", (*fields.values(), candidate_id))
 
@@ -315,11 +354,10 @@ class Store:
         return row[0]
 
     def leaderboard(self, run_id: str, limit: int = 10) -> list[dict]:
-        """Evaluated candidates, best first: ranked by held-out score where the funnel gave one, then by
-        proxy fitness (the held-out score is the harder test; see the funnel in evolve.py)."""
+        """Evaluated candidates, best first, in the one order of BEST_ORDER."""
         rows = self.db.execute(
             "SELECT * FROM candidates WHERE run_id = ? AND status = 'evaluated' AND fitness IS NOT NULL "
-            "ORDER BY heldout IS NULL, heldout DESC, fitness DESC, seq ASC LIMIT ?", (run_id, limit))
+            f"ORDER BY {BEST_ORDER} LIMIT ?", (run_id, limit))
         return [dict(r) for r in rows]
 
     def best(self, run_id: str) -> Optional[dict]:
@@ -349,6 +387,7 @@ class Store:
     def add_evaluation(self, candidate_id: int, stage: str, ok: bool, fitness: Optional[float] = None,
                        seed: Optional[int] = None, reason: Optional[str] = None, message: Optional[str] = None,
                        ms: Optional[float] = None, detail: Optional[dict] = None) -> int:
+        _check_vocabulary(dict(stage=stage, reason=reason))
         cur = self.db.execute(
             "INSERT INTO evaluations (candidate_id, stage, seed, ok, fitness, reason, message, ms, detail_json, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -380,11 +419,6 @@ def _with_detail(rows) -> list[dict]:
         d["detail"] = json.loads(d.pop("detail_json")) if d.get("detail_json") else None
         out.append(d)
     return out
-
-
-def _statements(sql: str) -> list[str]:
-    lines = [ln.split("--")[0] for ln in sql.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 def _run_dict(row) -> dict:

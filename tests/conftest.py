@@ -15,7 +15,7 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def gate():
-    from symdisc.gateproc import GateClient
+    from symdisc.judge.gateproc import GateClient
 
     with GateClient() as client:
         yield client
@@ -23,7 +23,7 @@ def gate():
 
 @pytest.fixture(scope="session")
 def sandbox():
-    from symdisc.sandbox import Sandbox
+    from symdisc.judge.sandbox import Sandbox
 
     with Sandbox(timeout_s=10) as sb:
         yield sb

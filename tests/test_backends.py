@@ -6,10 +6,10 @@ from http.server import HTTPServer
 import pytest
 
 from chat_server import ChatHandler
-from symdisc.backends import Request
-from symdisc.backends.openai_http import OpenAIBackend
+from symdisc.llm import Request
+from symdisc.llm.openai_http import OpenAIBackend
 from symdisc.errors import BackendError
-from symdisc.prompting import UPDATE_GRAMMAR, grammar_enabled, load_prompts, user_message
+from symdisc.search.prompting import UPDATE_GRAMMAR, grammar_enabled, load_prompts, user_message
 
 
 class _Handler(ChatHandler):

@@ -11,10 +11,13 @@ import pytest
 import torch
 
 from symdisc import data
-from symdisc.bench import SeedResult, resolve_entry, run_bench, summarize, verdicts
+from symdisc.bench.entries import resolve_entry
+from symdisc.bench.report import summarize, verdicts
+from symdisc.bench.run import run_bench
+from symdisc.bench.train import SeedResult
 from symdisc.config import BenchConfig
 from symdisc.errors import DataError
-from symdisc.optimizers import BUILTINS, EvoGenome, measured_memory_class, rule_optimizer_class, state_bytes
+from symdisc.bench.optimizers import BUILTINS, EvoGenome, measured_memory_class, rule_optimizer_class, state_bytes
 from symdisc import rules
 from symdisc.store import Store
 
@@ -202,7 +205,7 @@ def test_short_bench_end_to_end_writes_everything(tmp_path, monkeypatch):
 
 
 def test_tuning_uses_the_same_budget_and_never_the_test_set(tmp_path, monkeypatch):
-    from symdisc import bench
+    from symdisc.bench import train as bench
 
     monkeypatch.setenv("SYMDISC_DATA", str(tmp_path / "data"))
     _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=1200, n_test=64)
@@ -236,7 +239,7 @@ def test_resolve_entry_from_files(tmp_path):
 
 
 def test_evo_optimizer_suite_shape(tmp_path, monkeypatch):
-    from symdisc import bench
+    from symdisc.bench import train as bench
 
     monkeypatch.setenv("SYMDISC_DATA", str(tmp_path / "data"))
     _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=300, n_test=64)
@@ -262,7 +265,7 @@ def test_tune_lr_uses_tpe_and_returns_the_best_trial(monkeypatch):
 
     import optuna
 
-    from symdisc import bench
+    from symdisc.bench import train as bench
 
     target = 3e-3
     tried, samplers = [], []

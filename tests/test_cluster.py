@@ -11,13 +11,13 @@ import sys
 
 import pytest
 
-from symdisc.backends.fake import ScriptedBackend
+from symdisc.llm.fake import ScriptedBackend
 from symdisc.config import EvolveConfig, ProxyConfig
 from symdisc.store import Store
 
 ray = pytest.importorskip("ray")
 
-from symdisc.cluster import Cluster, ClusterEvolution  # noqa: E402 (after the skip)
+from symdisc.search.cluster import Cluster, ClusterEvolution  # noqa: E402 (after the skip)
 
 FAST = ProxyConfig(seeds=2, steps=30)
 VARIANTS = [f"def update(grad, param, state, lr, t):\n    return lr * torch.tanh({k} * grad)\n" for k in range(2, 60)]
@@ -115,7 +115,7 @@ def test_a_lost_evaluator_is_replaced(ray_cluster):
 
 def test_model_servers_are_driven_by_one_proposer_actor(ray_cluster):
     # Several actors would each allow --api-concurrency requests to the same server.
-    from symdisc.backends.openai_http import OpenAIBackend
+    from symdisc.llm.openai_http import OpenAIBackend
 
     said = []
     with Cluster("auto", OpenAIBackend("http://127.0.0.1:9/v1"), proposers=3, evaluators=1,
@@ -127,7 +127,7 @@ def test_model_servers_are_driven_by_one_proposer_actor(ray_cluster):
 def test_local_path_does_not_import_ray(tmp_path):
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps(VARIANTS[:2]))
-    code = ("import sys; from symdisc.cli import main; sys.argv = ['symdisc'] + sys.argv[1:]\n"
+    code = ("import sys; from symdisc.cli.app import main; sys.argv = ['symdisc'] + sys.argv[1:]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "print('RAY' if 'ray' in sys.modules else 'NO-RAY')")
     out = subprocess.run([sys.executable, "-c", code, "evolve", "--fake-replies", str(replies), "-n", "1",

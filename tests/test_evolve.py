@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from symdisc.backends.fake import ScriptedBackend
+from symdisc.llm.fake import ScriptedBackend
 from symdisc.config import EvolveConfig, ProxyConfig
-from symdisc.evolve import Evolution
+from symdisc.search.loop import Evolution
 from symdisc.store import Store
 
 GOOD_NORM = """```python
@@ -119,7 +119,7 @@ def test_minutes_budget_stops_the_run(home, gate, sandbox):
 
 
 def test_replay_rescores_a_logged_run(home, gate, sandbox):
-    from symdisc.backends.replay import ReplayBackend
+    from symdisc.llm.replay import ReplayBackend
 
     store = Store()
     first = Evolution.start(store, _config(candidates=3), ScriptedBackend([GOOD_TANH, IMPORT_OS, GOOD_NORM]), gate, sandbox)
@@ -133,7 +133,7 @@ def test_replay_rescores_a_logged_run(home, gate, sandbox):
 
 
 def _cli(*args, env, timeout=120):
-    return subprocess.run([sys.executable, "-m", "symdisc.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "symdisc.cli.app", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -144,7 +144,7 @@ def test_resume_after_sigkill_loses_nothing(tmp_path):
     replies.write_text(json.dumps(variants))
     env = dict(os.environ, SYMDISC_HOME=str(home))
     args = ["evolve", "--fake-replies", str(replies), "--fake-delay", "0.3", "-n", "10"]
-    proc = subprocess.Popen([sys.executable, "-m", "symdisc.cli", *args], env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "symdisc.cli.app", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     db = home / "symdisc.db"
     deadline = time.time() + 120

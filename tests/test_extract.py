@@ -6,7 +6,7 @@ import ast
 
 import pytest
 
-from symdisc.extract import MAX_REPLY_CHARS, extract_code
+from symdisc.judge.extract import MAX_REPLY_CHARS, extract_code
 
 SGD = "def update(grad, param, state, lr, t):\n    return lr * grad\n"
 

@@ -10,8 +10,8 @@ import pytest
 
 from symdisc import rules
 from symdisc.contract import BUFFERS, REASONS, SCALAR
-from symdisc.gate import check_code, check_reply
-from symdisc.gateproc import GateClient
+from symdisc.judge.gate import check_code, check_reply
+from symdisc.judge.gateproc import GateClient
 
 H = "def update(grad, param, state, lr, t):\n"
 
@@ -107,7 +107,7 @@ REJECTED = [
     ("no_update", H + "    x = lr * grad\n", SCALAR, 1),  # never returns a value
     ("signature", "def update(g, p, s, lr, t):\n    return lr * g\n", SCALAR, 1),
     ("signature", "def update(grad, param, state, lr, t, *extra):\n    return lr * grad\n", SCALAR, 1),
-    ("duplicate", H + "    return lr * grad\n\n\n" + H + "    return lr * torch.sign(grad)\n", SCALAR, 5),
+    ("redefined", H + "    return lr * grad\n\n\n" + H + "    return lr * torch.sign(grad)\n", SCALAR, 5),
     ("import", "import os\n" + H + "    return lr * grad\n", SCALAR, 1),
     ("import", H + "    import math\n    return lr * grad\n", SCALAR, 2),
     ("import", "from torch import sign\n" + H + "    return lr * sign(grad)\n", SCALAR, 1),
@@ -142,7 +142,7 @@ REJECTED = [
     ("too_large", H + "    return lr * grad\n" + "# padding\n" * 3000, SCALAR, None),
 ]
 
-GATE_REASONS = {"empty", "junk", "no_code", "syntax", "no_update", "signature", "duplicate", "import",
+GATE_REASONS = {"empty", "junk", "no_code", "syntax", "no_update", "signature", "redefined", "import",
                 "dunder", "forbidden_name", "forbidden_attr", "forbidden_syntax", "format", "inplace",
                 "attr_assign", "stateful", "global", "recursion", "loop", "too_large"}
 
@@ -249,8 +249,10 @@ def test_gate_client_survives_hostile_input(gate, hostile):
 
 
 def test_gate_client_restarts_after_a_stall(gate):
+    assert gate.check(VALID["sgd"], SCALAR).verdict.ok
     saved = gate.timeout_s
-    gate.timeout_s = 0.0  # no answer can arrive in time: the client must treat it as a stall
+    gate.timeout_s = 0.2
+    os.kill(gate.proc.pid, signal.SIGSTOP)  # a real stall: the process cannot answer at all
     try:
         result = gate.check(VALID["sgd"], SCALAR)
     finally:

@@ -1,9 +1,9 @@
 """Hostile candidates: each is rejected by a known layer, and nothing escapes.
 
 Layers, outermost first:
-- ``gate``: the static AST allow-list (symdisc.gate), run by the parent *and* again by the worker;
+- ``gate``: the static AST allow-list (symdisc.judge.gate), run by the parent *and* again by the worker;
 - ``runtime``: the sandbox worker's RestrictedPython guards and the harness's per-call checks
-  (symdisc.restricted, symdisc.harness, symdisc.probes);
+  (symdisc.judge.restricted, symdisc.judge.harness, symdisc.judge.probes);
 - ``os``: the worker's operating-system limits (wall clock, CPU time, address space).
 
 For every case the test asserts the verdict and reason, that the same Sandbox still passes a valid
@@ -24,11 +24,11 @@ import torch
 
 from symdisc import rules
 from symdisc.contract import BUFFERS, REASONS, SCALAR
-from symdisc.extract import extract_code
-from symdisc.gate import check_reply
-from symdisc.harness import CheckedRule
-from symdisc.restricted import CandidateError, compile_candidate
-from symdisc.sandbox import Sandbox
+from symdisc.judge.extract import extract_code
+from symdisc.judge.gate import check_reply
+from symdisc.judge.harness import CheckedRule
+from symdisc.judge.restricted import CandidateError, compile_candidate
+from symdisc.judge.sandbox import Sandbox
 
 TIMEOUT_S = 3.0
 H = "def update(grad, param, state, lr, t):\n"

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from symdisc.models import CATALOG, installed_path
+from symdisc.llm.catalog import CATALOG, installed_path
 
 pytestmark = pytest.mark.llm
 
@@ -25,9 +25,9 @@ def _require(name):
 
 
 def test_grammar_forces_the_update_skeleton():
-    from symdisc.backends import Request
-    from symdisc.backends.llamacpp import LlamaCppBackend
-    from symdisc.prompting import UPDATE_GRAMMAR, load_prompts
+    from symdisc.llm import Request
+    from symdisc.llm.llamacpp import LlamaCppBackend
+    from symdisc.search.prompting import UPDATE_GRAMMAR, load_prompts
 
     path = _require("smollm2-135m")
     backend = LlamaCppBackend(str(path), n_ctx=2048, n_threads=2, seed=0)
@@ -50,7 +50,7 @@ def test_evolve_end_to_end_with_the_embedded_model(tmp_path):
     path = _require("qwen2.5-coder-0.5b")
     env = dict(os.environ, SYMDISC_HOME=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-m", "symdisc.cli", "evolve", "--model", "qwen2.5-coder-0.5b", "--candidates", "2",
+        [sys.executable, "-m", "symdisc.cli.app", "evolve", "--model", "qwen2.5-coder-0.5b", "--candidates", "2",
          "--max-tokens", "96", "--seed", "3", "--json"],
         env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]

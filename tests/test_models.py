@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from symdisc import models
+from symdisc.llm import catalog as models
 from symdisc.errors import ModelError
-from symdisc.models import CatalogEntry, WheelPart
+from symdisc.llm.catalog import CatalogEntry, WheelPart
 
 
 @pytest.fixture(autouse=True)

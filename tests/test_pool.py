@@ -9,9 +9,9 @@ from http.server import ThreadingHTTPServer
 import pytest
 
 from chat_server import ChatHandler
-from symdisc.backends import Request
-from symdisc.backends.openai_http import OpenAIBackend
-from symdisc.backends.pool import EndpointPool
+from symdisc.llm import Request
+from symdisc.llm.openai_http import OpenAIBackend
+from symdisc.llm.pool import EndpointPool
 from symdisc.errors import BackendError
 
 
@@ -118,7 +118,7 @@ def test_pool_pickles_for_proposer_actors(servers):
 
 
 def test_open_backend_pools_several_api_bases():
-    from symdisc.backends import open_backend
+    from symdisc.llm import open_backend
     from symdisc.config import EvolveConfig
 
     config = EvolveConfig(api_base="http://a:1/v1", api_bases=["http://a:1/v1", "http://b:1/v1"], api_concurrency=2)

@@ -19,7 +19,7 @@ from symdisc.store import MIGRATIONS, Store
 
 def _cli(*args, env=None, input=None):
     env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "symdisc.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "symdisc.cli.app", *args], env=env, capture_output=True, text=True,
                           input=input, timeout=120)
 
 

@@ -6,16 +6,16 @@ import random
 import pytest
 
 from symdisc import data
-from symdisc.compare import at_fraction, best_so_far, run_compare
+from symdisc.search.compare import at_fraction, best_so_far, run_compare
 from symdisc.config import EvolveConfig, ProxyConfig
 from symdisc.contract import BUFFERS, SCALAR
-from symdisc.evolve import Evolution
-from symdisc.funnel import funnel_report, spearman
-from symdisc.gate import check_code
-from symdisc.genome import (SCALAR_TERMS, Genome, crossover, evo_optimizer_genome, mutate, random_genome,
+from symdisc.search.loop import Evolution
+from symdisc.search.funnel import funnel_report, spearman
+from symdisc.judge.gate import check_code
+from symdisc.search.genome import (SCALAR_TERMS, Genome, crossover, evo_optimizer_genome, mutate, random_genome,
                             to_source)
-from symdisc.proposers import make_proposer
-from symdisc.simplify import simplify_code, variants
+from symdisc.search.proposers import make_proposer
+from symdisc.search.simplify import simplify_code, variants
 from symdisc.store import Store
 
 FAST = ProxyConfig(seeds=2, steps=30)
@@ -104,7 +104,7 @@ def test_spearman_and_funnel_report():
 def heldout_sandbox():
     if not HAVE_FMNIST:
         pytest.skip("Fashion-MNIST is not installed (make install puts Debian's dataset-fashion-mnist)")
-    from symdisc.sandbox import Sandbox
+    from symdisc.judge.sandbox import Sandbox
 
     with Sandbox(timeout_s=30, heldout=True) as sb:
         yield sb

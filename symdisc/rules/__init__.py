@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..contract import BUFFERS, SCALAR
+from symdisc.contract import BUFFERS, SCALAR
 
 _HERE = Path(__file__).resolve().parent
 

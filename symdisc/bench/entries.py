@@ -1,0 +1,79 @@
+"""Which optimizer a bench entry names: a built-in, a run's best, a candidate, or a .py file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from symdisc.errors import UsageError
+from symdisc.bench.optimizers import BUILTINS, rule_optimizer_class
+
+
+@dataclass
+class Entry:
+    """One optimizer in the comparison."""
+
+    label: str
+    make: Callable  # (params, lr, total_steps) -> Optimizer
+    default_lr: float
+    declared_class: Optional[str]
+    source: str
+
+
+def resolve_entry(spec: str, store=None, lr_default: float = 1e-3) -> Entry:
+    """A built-in name, an exported or contract-form .py file, a candidate id, or a run id."""
+    if spec in BUILTINS:
+        b = BUILTINS[spec]
+        return Entry(spec, b.make, b.default_lr, b.memory_class, b.description)
+    path = Path(spec)
+    if spec.endswith(".py"):
+        if not path.exists():
+            raise UsageError(f"no such file: {spec}")
+        return _entry_from_file(path, lr_default)
+    if store is None:
+        raise UsageError(f"{spec!r} is not a built-in ({', '.join(BUILTINS)}) or a .py file")
+    if spec.isdigit():
+        row = store.get_candidate(int(spec))
+    else:
+        run = store.get_run(spec, kind="evolve")
+        row = store.best(run["id"])
+        if row is None:
+            raise UsageError(f"run {run['id']} has no evaluated candidate")
+    memory = (store.get_run(row["run_id"])["config"] or {}).get("memory", "scalar")
+    code = _gated(row.get("normalized") or row.get("code") or "", memory, f"candidate {row['id']}")
+    cls = rule_optimizer_class(code, f"candidate-{row['id']}", memory)
+    return Entry(f"candidate-{row['id']}", lambda params, lr, total: cls(params, lr=lr), lr_default, memory,
+                 f"run {row['run_id']}, candidate {row['id']} (proxy fitness {row.get('fitness')})")
+
+
+def _gated(code: str, memory: str, what: str) -> str:
+    from symdisc.judge.gate import check_code
+
+    result = check_code(code, memory)
+    if not result.verdict.ok:
+        from symdisc.contract import BUFFERS
+
+        if memory != BUFFERS and check_code(code, BUFFERS).verdict.ok:
+            return check_code(code, BUFFERS).normalized
+        raise UsageError(f"{what} does not pass the gate: {result.verdict.one_line()}")
+    return result.normalized
+
+
+def _entry_from_file(path: Path, lr_default: float) -> Entry:
+    text = path.read_text()
+    if "class " in text and "Optimizer" in text:
+        # An exported optimizer (or any file defining one): the user's own code, run as such.
+        namespace: dict = {"__name__": f"bench_{path.stem}"}
+        exec(compile(text, str(path), "exec"), namespace)
+        classes = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, torch.optim.Optimizer)
+                   and v.__module__ == namespace["__name__"]]
+        if not classes:
+            raise UsageError(f"{path} defines no torch.optim.Optimizer subclass")
+        cls = classes[0]
+        return Entry(path.stem, lambda params, lr, total: cls(params, lr=lr), lr_default, None, str(path))
+    code = _gated(text, "scalar", str(path))
+    cls = rule_optimizer_class(code, path.stem)
+    return Entry(path.stem, lambda params, lr, total: cls(params, lr=lr), lr_default, None, str(path))

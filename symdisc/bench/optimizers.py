@@ -1,0 +1,162 @@
+"""Optimizers that `symdisc bench` can compare: torch's own, contract-form rules, evo-genome.
+
+Each built-in is written once: torch's optimizers where torch has them, the rule files in
+``symdisc/rules/`` (through the same exporter users get) for Lion and the robust zero-state rule,
+and the evo-optimizer genome below. A factory returns ``make(params, total_steps) -> Optimizer``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch.optim import Optimizer
+
+from symdisc import __version__, rules
+from symdisc.errors import UsageError
+
+
+@dataclass
+class OptimizerSpec:
+    name: str
+    default_lr: float
+    make: Callable  # (params, lr, total_steps) -> Optimizer
+    description: str
+    memory_class: Optional[str] = None  # declared; the bench also measures the live state
+
+
+def rule_optimizer_class(code: str, name: str, memory: str = "scalar") -> type:
+    """Compile a contract-form rule into the exported Optimizer class, in this process.
+
+    Only for code that passed the gate (built-ins, or candidates the caller re-gated): the exported
+    optimizer runs the rule unsandboxed, as the user's training script will.
+    """
+    from symdisc.export import render
+
+    text = render({"name": name, "normalized": code, "id": None, "run_id": None}, memory, __version__)
+    namespace: dict = {"__name__": f"symdisc_rule_{name.replace('-', '_')}"}
+    exec(compile(text, f"<{name}>", "exec"), namespace)
+    classes = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, Optimizer) and v is not Optimizer]
+    return classes[0]
+
+
+class EvoGenome(Optimizer):
+    """The evo-optimizer project's published best genome, as that project defines its terms.
+
+    step = lr_t * sum_k alpha_k * T_k with T in {SIGN_GRAD: sign(g), ADAM_TERM: m / (sqrt(v) + eps)},
+    m and v EMAs without bias correction, decoupled weight decay, linear warmup then cosine decay
+    over ``total_steps``.
+    """
+
+    GENOME = dict(terms=("SIGN_GRAD", "SIGN_GRAD", "ADAM_TERM", "ADAM_TERM"),
+                  alphas=(0.4121, 0.3224, 2.0030, 1.6322), lr=10 ** -2.9199, beta1=0.8553, beta2=0.9358,
+                  eps=10 ** -8.2642, weight_decay=10 ** -3.0112, warmup_steps=100)
+
+    def __init__(self, params, lr: float = GENOME["lr"], total_steps: int = 1000):
+        g = self.GENOME
+        super().__init__(params, dict(lr=lr, betas=(g["beta1"], g["beta2"]), eps=g["eps"],
+                                      weight_decay=g["weight_decay"]))
+        self.total_steps = max(1, total_steps)
+        self.sign_weight = sum(a for t, a in zip(g["terms"], g["alphas"]) if t == "SIGN_GRAD")
+        self.adam_weight = sum(a for t, a in zip(g["terms"], g["alphas"]) if t == "ADAM_TERM")
+
+    def _schedule(self, step: int) -> float:
+        warmup = min(1.0, step / self.GENOME["warmup_steps"])
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+        return warmup * cosine
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+                state["step"] += 1
+                lr_t = group["lr"] * self._schedule(state["step"])
+                g = p.grad
+                state["m"].mul_(beta1).add_(g, alpha=1 - beta1)
+                state["v"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                direction = self.sign_weight * torch.sign(g) + self.adam_weight * state["m"] / (state["v"].sqrt() + group["eps"])
+                p.mul_(1 - lr_t * group["weight_decay"])
+                p.sub_(lr_t * direction)
+        return loss
+
+
+def _torch(cls, **kw):
+    return lambda params, lr, total_steps: cls(params, lr=lr, **kw)
+
+
+def _rule(name: str, memory: str):
+    def make(params, lr, total_steps):
+        return rule_optimizer_class(rules.source(name), name, memory)(params, lr=lr)
+
+    return make
+
+
+# Default learning rates: each optimizer's usual default for a small CNN (torch's own default where
+# it has one). `--tune N` replaces them with the same Optuna budget for every optimizer.
+BUILTINS: dict[str, OptimizerSpec] = {s.name: s for s in [
+    OptimizerSpec("sgd", 0.05, _torch(torch.optim.SGD), "SGD", "scalar"),
+    OptimizerSpec("momentum", 0.01, _torch(torch.optim.SGD, momentum=0.9), "SGD, momentum 0.9", "buffers"),
+    OptimizerSpec("nesterov", 0.01, _torch(torch.optim.SGD, momentum=0.9, nesterov=True), "SGD, Nesterov 0.9", "buffers"),
+    OptimizerSpec("adagrad", 0.01, _torch(torch.optim.Adagrad), "Adagrad", "buffers"),
+    OptimizerSpec("rmsprop", 1e-3, _torch(torch.optim.RMSprop), "RMSprop", "buffers"),
+    OptimizerSpec("adam", 1e-3, _torch(torch.optim.Adam), "Adam", "buffers"),
+    OptimizerSpec("adamw", 1e-3, _torch(torch.optim.AdamW, weight_decay=0.01), "AdamW, weight decay 0.01", "buffers"),
+    OptimizerSpec("lion", 1e-4, _rule("lion", "buffers"), "Lion (symdisc/rules/lion.py)", "buffers"),
+    OptimizerSpec("robust-zero-state", 1e-3, _rule("robust_zero_state", "scalar"),
+                  "the original experiment's rule (symdisc/rules/robust_zero_state.py)", "scalar"),
+    OptimizerSpec("evo-genome", EvoGenome.GENOME["lr"], lambda params, lr, total_steps: EvoGenome(params, lr, total_steps),
+                  "evo-optimizer's published genome", "buffers"),
+]}
+
+
+def builtin(name: str) -> OptimizerSpec:
+    try:
+        return BUILTINS[name]
+    except KeyError:
+        raise UsageError(f"unknown optimizer {name!r}; built-ins: {', '.join(BUILTINS)}") from None
+
+
+def state_bytes(optimizer: Optimizer) -> int:
+    """The optimizer's live state in bytes: tensors by their storage, Python numbers as 8 bytes."""
+
+    def size(value) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.numel() * value.element_size()
+        if isinstance(value, dict):
+            return sum(size(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return sum(size(v) for v in value)
+        if isinstance(value, (int, float, bool)):
+            return 8
+        return 0
+
+    return sum(size(s) for s in optimizer.state.values())
+
+
+def measured_memory_class(optimizer: Optimizer) -> str:
+    """`buffers` if any state tensor has more than one element, else `scalar`."""
+
+    def has_buffer(value) -> bool:
+        if isinstance(value, torch.Tensor):
+            return value.numel() > 1
+        if isinstance(value, dict):
+            return any(has_buffer(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return any(has_buffer(v) for v in value)
+        return False
+
+    return "buffers" if any(has_buffer(s) for s in optimizer.state.values()) else "scalar"

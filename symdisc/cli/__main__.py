@@ -1,0 +1,5 @@
+"""`python -m symdisc.cli`."""
+
+from symdisc.cli.app import main
+
+main()

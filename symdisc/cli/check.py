@@ -1,0 +1,91 @@
+"""`symdisc check` and `symdisc simplify`: one candidate through the judge."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from symdisc.errors import SymdiscError
+from symdisc.cli.base import _heldout_available, _memory_option, _open_store, _print_json, _read_source, _stderr, _stdout, app
+
+
+@app.command()
+def check(
+    path: str = typer.Argument(..., help="A candidate .py file, or - for stdin (raw model output is fine)."),
+    memory: str = typer.Option("scalar", "--memory", "-m", help="Memory class: scalar (O(1)) or buffers."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    timeout: float = typer.Option(30.0, help="Wall-clock limit for the sandbox, in seconds."),
+) -> None:
+    """Run a candidate through the gate, the sandbox and the stage 0 probes."""
+    from symdisc.judge.checking import check_candidate
+
+    memory = _memory_option(memory)
+    source = _read_source(path)
+    outcome = check_candidate(source, memory, timeout_s=timeout)
+    if as_json:
+        _print_json(outcome)
+    else:
+        out = _stdout()
+        if outcome["ok"]:
+            out.print(f"[green]accepted[/green] ({outcome['memory_class']}, "
+                      f"{outcome['state_scalars']} state scalar(s))")
+        else:
+            line = f" (line {outcome['line']})" if outcome.get("line") else ""
+            out.print(f"[red]rejected[/red] at {outcome['stage']}: {outcome['reason']}: "
+                      f"{outcome['message']}{line}", highlight=False, soft_wrap=True)
+        timings = ", ".join(f"{k} {v:.1f} ms" for k, v in outcome["ms"].items() if v is not None)
+        _stderr().print(f"[dim]{timings}[/dim]")
+    raise typer.Exit(0 if outcome["ok"] else 1)
+
+
+@app.command()
+def simplify(
+    candidate_id: int = typer.Argument(..., help="An evaluated candidate (see runs show)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Drop statements and round constants while the held-out score stays within the noise band."""
+    from symdisc.judge.gateproc import GateClient
+    from symdisc.judge.sandbox import Sandbox
+    from symdisc.search.simplify import simplify_code
+
+    store = _open_store()
+    row = store.get_candidate(candidate_id)
+    if row["status"] not in ("evaluated", "duplicate") or not row.get("normalized"):
+        raise SymdiscError(f"candidate {candidate_id} did not pass evaluation ({row['status']}: {row['reason']})")
+    err = _stderr()
+    if not _heldout_available(lambda m: err.print(f"symdisc: {m}", highlight=False)):
+        raise SymdiscError("simplify judges by the held-out score, which needs Fashion-MNIST")
+    run = store.get_run(row["run_id"])
+    memory = (run["config"] or {}).get("memory", "scalar")
+    from symdisc.config import ProxyConfig
+
+    proxy = (run["config"] or {}).get("proxy") or ProxyConfig().__dict__
+    with GateClient() as gate, Sandbox(heldout=True) as sandbox:
+        def score(code):
+            gated = gate.check(code, memory)
+            if not gated.verdict.ok:
+                return None
+            answer = sandbox.evaluate(gated.normalized, memory, stages=("probe", "proxy", "heldout"), proxy=proxy,
+                                      timeout_s=120)
+            return answer if answer.get("ok") and answer.get("heldout") else None
+
+        result = simplify_code(row["normalized"], score, say=lambda m: err.print(f"  {m}", highlight=False))
+    answer = result["answer"]
+    new_id = store.add_candidate(
+        row["run_id"], store.next_seq(row["run_id"]), "simplify", status="evaluated", parent_id=candidate_id,
+        name=f"simplified-{candidate_id}", code=result["code"], normalized=result["code"], response=result["code"],
+        fitness=answer["fitness"], best_lr=answer["proxy"]["best_lr"], heldout=answer["heldout"]["fitness"],
+        state_scalars=answer.get("state_scalars"), state_bytes=answer.get("state_bytes"),
+        fingerprint=answer.get("fingerprint"), eval_ms=answer["ms"].get("sandbox"))
+    report = {"id": new_id, "parent_id": candidate_id, "steps": result["steps"], "band": result["band"],
+              "heldout_before": result["original"]["heldout"]["fitness"], "heldout_after": answer["heldout"]["fitness"],
+              "size_before": result["size_before"], "size_after": result["size_after"], "code": result["code"]}
+    if as_json:
+        _print_json(report)
+        return
+    out = _stdout()
+    out.print(f"candidate {candidate_id} -> {new_id}: {len(result['steps'])} simplifications, syntax nodes "
+              f"{result['size_before']} -> {result['size_after']}, held-out {report['heldout_before']:.4f} -> "
+              f"{report['heldout_after']:.4f} (noise band {result['band']:.4f})", highlight=False)
+    sys.stdout.write(result["code"])

@@ -1,0 +1,199 @@
+"""`symdisc evolve` and `symdisc compare`: searches."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from symdisc.errors import UsageError
+from symdisc.cli.base import _heldout_available, _memory_option, _open_store, _print_json, _stderr, app
+from symdisc.cli.render import print_compare, print_leaderboard
+
+
+@app.command()
+def evolve(
+    model: str = typer.Option("auto", help="Catalog name, a path to a .gguf file, or auto (strongest installed)."),
+    api_base: Optional[list[str]] = typer.Option(None, "--api-base", help="An OpenAI-compatible server instead of in-process llama.cpp; repeat it for several, used round-robin."),
+    api_concurrency: int = typer.Option(1, "--api-concurrency", help="Requests at once per --api-base server."),
+    api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
+    memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
+    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, genome (GA), tpe (Optuna) or random."),
+    funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on a held-out real-data task."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget: wall-clock minutes."),
+    seed: int = typer.Option(0, help="Seed for sampling and program selection."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID (or latest) where it stopped."),
+    replay: Optional[str] = typer.Option(None, "--replay", help="Re-score the replies logged by RUN_ID, without a model."),
+    grammar: Optional[bool] = typer.Option(None, "--grammar/--no-grammar", help="Force the def update(...) skeleton (default: on below 2B parameters)."),
+    temperature: float = typer.Option(0.8, help="Sampling temperature."),
+    max_tokens: int = typer.Option(320, "--max-tokens", help="Longest reply, in tokens."),
+    threads: Optional[int] = typer.Option(None, help="llama.cpp threads (default: all cores; evaluation runs between generations)."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="local (one process, the default), auto (a Ray cluster running here, else a new one) or a Ray address HEAD:6379."),
+    proposers: Optional[int] = typer.Option(None, "--proposers", help="Cluster: proposer actors (default: one per node for llama.cpp, else one)."),
+    evaluators: Optional[int] = typer.Option(None, "--evaluators", help="Cluster: evaluator actors, one sandbox each (default: the free CPUs)."),
+    fake_replies: Optional[Path] = typer.Option(None, "--fake-replies", hidden=True, help="Testing: a JSON list of replies."),
+    fake_delay: float = typer.Option(0.0, "--fake-delay", hidden=True),
+    as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+) -> None:
+    """Discover update rules: the model proposes, the gate and sandbox judge, the best survive."""
+    from symdisc.config import EvolveConfig, SamplingConfig
+    from symdisc.search.loop import Evolution
+    from symdisc.judge.gateproc import GateClient
+    from symdisc.cli.live import EvolveView
+    from symdisc.judge.sandbox import Sandbox
+
+    err = _stderr()
+    store = _open_store(create=True)
+    config = EvolveConfig(
+        model=model, api_base=api_base[0] if api_base else None, api_bases=list(api_base or []),
+        api_concurrency=api_concurrency, api_model=api_model, memory=_memory_option(memory),
+        candidates=candidates if (candidates is not None or minutes is not None) else 50, minutes=minutes,
+        seed=seed, replay_run=replay, proposer=proposer, funnel=funnel, cluster=cluster or "local",
+        proposers=proposers, evaluators=evaluators,
+        sampling=SamplingConfig(temperature=temperature, max_tokens=max_tokens, grammar=grammar))
+    if threads:
+        config.llm_threads = threads
+    if fake_replies is not None:
+        config.backend = "fake"
+    if replay:
+        config.backend = "replay"
+        if candidates is None and minutes is None:
+            from symdisc.llm.replay import ReplayBackend
+
+            config.candidates = len(ReplayBackend(store, replay))
+    if resume is None:
+        config.validate()
+
+    say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
+    saved = config
+    if resume is not None:
+        run = store.get_run(resume, kind="evolve")
+        saved = EvolveConfig.from_dict({k: v for k, v in run["config"].items() if k != "prompts"})
+        if fake_replies is not None:
+            saved.backend = "fake"
+    # On --resume, the cluster options given now replace the saved ones (a clustered run can go on locally).
+    placement = {k: v for k, v in dict(cluster=cluster, proposers=proposers, evaluators=evaluators).items()
+                 if v is not None}
+    for key, value in placement.items():
+        setattr(saved, key, value)
+    clustered = saved.cluster != "local"
+    if clustered and saved.backend == "replay":
+        raise UsageError("--replay runs locally: leave out --cluster")
+    the_proposer = _build_proposer(saved, store, say, fake_replies, fake_delay, clustered=clustered)
+    heldout = saved.funnel and _heldout_available(say)
+
+    if clustered:
+        from symdisc.search.cluster import Cluster, ClusterEvolution
+
+        loop = ClusterEvolution
+        evaluation = Cluster(saved.cluster, getattr(the_proposer, "backend", None), saved.proposers, saved.evaluators,
+                             timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout,
+                             say=say)
+    else:
+        loop = Evolution
+        evaluation = Sandbox(timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout)
+    view = EvolveView(store, lambda: evo.run_id if evo else None, console=err)
+    evo = None
+    with GateClient() as gate, evaluation as sandbox:
+        if resume is not None:
+            overrides = dict(placement)
+            if candidates is not None:
+                overrides["candidates"] = candidates
+            if minutes is not None:
+                overrides["minutes"] = minutes
+            evo = loop.resume(store, resume, the_proposer, gate, sandbox, view, overrides=overrides)
+        else:
+            evo = loop.start(store, config, the_proposer, gate, sandbox, view)
+        try:
+            with view:
+                summary = evo.run()
+        except KeyboardInterrupt:
+            err.print(f"symdisc: interrupted; resume with: symdisc evolve --resume {evo.run_id}", highlight=False)
+            raise typer.Exit(130)
+        finally:
+            the_proposer.close()
+    if as_json:
+        _print_json(dict(summary, id=evo.run_id))
+    else:
+        print_leaderboard(store, evo.run_id)
+
+
+def _build_proposer(config, store, say, fake_replies: Optional[Path] = None, fake_delay: float = 0.0,
+                    clustered: bool = False):
+    """The proposer a config asks for; the llm one around its backend (a scripted one for tests).
+
+    ``clustered``: the backend is copied into proposer actors, so a llama.cpp model is not loaded
+    here, and scripted replies follow the candidate's seq rather than each copy's call count.
+    """
+    from symdisc.search.proposers import make_proposer
+
+    if config.proposer != "llm":
+        return make_proposer(config.proposer)
+    if config.backend == "fake":
+        from symdisc.llm.fake import ScriptedBackend
+
+        try:
+            replies = json.loads(fake_replies.read_text())
+        except (OSError, ValueError, AttributeError) as exc:
+            raise UsageError(f"--fake-replies: {exc}") from None
+        return make_proposer("llm", ScriptedBackend(replies, delay_s=fake_delay, by_seed=clustered))
+    from symdisc.llm import open_backend
+
+    backend, params_b = open_backend(config, store, say, lazy=clustered)
+    return make_proposer("llm", backend, params_b)
+
+
+@app.command()
+def compare(
+    proposers: str = typer.Option("llm,genome,tpe,random", help="Comma-separated strategies."),
+    evaluations: int = typer.Option(50, "--evaluations", "-e", help="Sandbox evaluations per repeat (the shared budget)."),
+    repeats: int = typer.Option(2, "--repeats", "-r", help="Independent repeats per strategy (seeds 0..R-1)."),
+    memory: str = typer.Option("scalar", "--memory", "-m"),
+    model: str = typer.Option("auto", help="Model for the llm strategy."),
+    funnel: bool = typer.Option(True, "--funnel/--no-funnel"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figure (default: runs/compare/RUN_ID)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run search strategies with the same evaluation budget and compare their best-so-far."""
+    from symdisc.search.compare import plot_compare, run_compare
+    from symdisc.config import EvolveConfig
+    from symdisc.judge.gateproc import GateClient
+    from symdisc.search.proposers import PROPOSERS, make_proposer
+    from symdisc.judge.sandbox import Sandbox
+
+    names = [p for p in proposers.split(",") if p]
+    for name in names:
+        if name not in PROPOSERS:
+            raise UsageError(f"unknown proposer {name!r} (one of {', '.join(PROPOSERS)})")
+    memory = _memory_option(memory)
+    store = _open_store(create=True)
+    err = _stderr()
+    say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
+    backend = params_b = None
+    if "llm" in names:
+        from symdisc.llm import open_backend
+
+        backend, params_b = open_backend(EvolveConfig(model=model), store, say)
+
+    def build(name):
+        return make_proposer(name, backend, params_b) if name == "llm" else make_proposer(name)
+
+    heldout = funnel and _heldout_available(say)
+    t0 = time.perf_counter()
+    with GateClient() as gate, Sandbox(heldout=heldout) as sandbox:
+        report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox, funnel=heldout, say=say)
+    if backend is not None:
+        backend.close()
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    folder = Path(out) if out else store.path.parent / "compare" / report["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    png = plot_compare(folder / "best_so_far.png", report["results"], report["seed_baseline"])
+    report["figure"] = str(png) if png else None
+    if as_json:
+        _print_json(report)
+        return
+    print_compare(report)

@@ -1,0 +1,76 @@
+"""Rich renderers of what the commands print on stdout: leaderboards and result tables."""
+
+from __future__ import annotations
+
+from symdisc.cli.base import _stdout
+
+
+def print_leaderboard(store, run_id: str, limit: int = 10) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"run {run_id}: leaderboard (held-out score where the funnel gave one, then proxy fitness)")
+    for col in ("id", "held-out", "proxy", "best lr", "origin", "state"):
+        table.add_column(col)
+    for row in store.leaderboard(run_id, limit):
+        state = f"{row['state_scalars'] or 0} scalars" if (row["state_bytes"] or 0) <= 128 else f"{row['state_bytes']} B"
+        heldout = f"{row['heldout']:.4f}" if row.get("heldout") is not None else ""
+        table.add_row(str(row["id"]), heldout, f"{row['fitness']:.4f}", f"{row['best_lr']:g}" if row["best_lr"] else "",
+                      row["name"] or row["origin"], state)
+    _stdout().print(table)
+
+
+def print_compare(report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"symdisc compare {report['id']}: best proxy fitness after % of {report['evaluations']} "
+                        f"evaluations (mean ± std over repeats)")
+    for col in ("strategy", "10%", "25%", "50%", "100%", "best held-out", "candidates", "wall s"):
+        table.add_column(col)
+    for name, row in report["table"].items():
+        cells = []
+        for key in ("10%", "25%", "50%", "100%"):
+            c = row[key]
+            cells.append(f"{c['mean']:.4f} ± {c['std']:.4f}" if c["mean"] is not None else "")
+        held = f"{row['best_heldout_mean']:.4f}" if row["best_heldout_mean"] is not None else "none promoted"
+        table.add_row(name, *cells, held, f"{row['candidates_mean']:.0f}", f"{row['wall_s_mean']:.0f}")
+    out_console = _stdout()
+    out_console.print(table)
+    if report.get("seed_baseline") is not None:
+        out_console.print(f"best built-in seed (proxy): {report['seed_baseline']:.4f}; 'best held-out' is the best "
+                          "held-out score among a strategy's own candidates (the funnel scores those that beat "
+                          "the incumbent)", highlight=False)
+    if report.get("figure"):
+        out_console.print(f"figure: {report['figure']}", highlight=False)
+    if report.get("wall_s"):
+        out_console.print(f"wall time {report['wall_s']:.0f} s", highlight=False)
+
+
+def print_bench(report: dict) -> None:
+    from rich.table import Table
+
+    out = _stdout()
+    for task, data in report["tasks"].items():
+        table = Table(title=f"symdisc bench {report['id']}: {task} (test accuracy, mean ± std over seeds)")
+        for col in ("optimizer", "lr", "final acc", "best acc", "state", "class", "steps/s", "seeds"):
+            table.add_column(col)
+        for name, s in sorted(data["summary"].items(), key=lambda kv: -kv[1]["final_mean"]):
+            state = f"{s['state_bytes'] / 1024:.1f} KiB" if s["state_bytes"] >= 1024 else f"{s['state_bytes']} B"
+            diverged = f" ({s['diverged']} diverged)" if s["diverged"] else ""
+            table.add_row(name, f"{s['lr']:.3g}", f"{s['final_mean']:.4f} ± {s['final_std']:.4f}",
+                          f"{s['best_mean']:.4f} ± {s['best_std']:.4f}", state, s["memory_class"],
+                          f"{s['steps_per_s']:.1f}", f"{s['seeds']}{diverged}")
+        out.print(table)
+        for line in data["verdicts"]:
+            out.print(f"  {line}", highlight=False)
+    if "overall_fitness" in report:
+        table = Table(title="evo-optimizer protocol: task fitness = acc + 0.05 * max(0, 1 - final loss)")
+        tasks = list(report["tasks"])
+        for col in ["optimizer", "overall", *tasks]:
+            table.add_column(col)
+        for name, fit in sorted(report["overall_fitness"].items(), key=lambda kv: kv[1]):
+            cells = [f"{report['tasks'][t]['summary'][name]['evo_fitness']:.4f}" for t in tasks]
+            table.add_row(name, f"{fit:.4f}", *cells)
+        out.print(table)
+    for task, files in report["files"].items():
+        out.print(f"files ({task}): {', '.join(files.values())}", highlight=False)
+    out.print(f"wall time {report.get('wall_s', 0):.0f} s", highlight=False)

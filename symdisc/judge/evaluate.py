@@ -1,0 +1,95 @@
+"""What the sandbox worker does with one candidate: re-gate, compile, probe, then (optionally)
+score on the proxy tasks. Runs inside the locked-down worker only; returns plain JSON data."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import torch
+
+from symdisc.contract import SCALAR
+from symdisc.judge.gate import check_code
+from symdisc.judge.harness import CheckedRule
+from symdisc.judge.probes import run_probes
+from symdisc.judge.restricted import CandidateError, compile_candidate
+
+
+def fingerprint(update, memory: str) -> str:
+    """A hash of the steps the rule takes on fixed probe tensors: equal hashes, equal behaviour."""
+    rule = CheckedRule(update, memory, check_mutation=False)
+    g = torch.Generator().manual_seed(12345)
+    steps = []
+    for shape, scale in (((32,), 1.0), ((4, 8), 1e-3), ((3, 5), 10.0)):
+        grad, param, state = torch.randn(shape, generator=g) * scale, torch.randn(shape, generator=g), {}
+        for t in range(1, 4):
+            steps.append(rule(grad * t, param, state, 0.01, t).flatten())
+    values = torch.cat(steps).tolist()
+    return hashlib.sha256(",".join(f"{v:.4g}" for v in values).encode()).hexdigest()[:16]
+
+
+def _failure(stage: str, err: CandidateError, ms: dict) -> dict:
+    return {"ok": False, "stage": stage, "reason": err.reason, "message": err.message, "ms": ms}
+
+
+def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | None = None) -> dict:
+    ms: dict = {}
+    t0 = time.perf_counter()
+    # Never trust the parent: the worker runs the gate again on exactly what it will execute.
+    gated = check_code(code, memory)
+    if not gated.verdict.ok:
+        v = gated.verdict
+        return {"ok": False, "stage": "gate", "reason": v.reason, "message": v.message, "line": v.line, "ms": ms}
+    try:
+        update = compile_candidate(gated.normalized)
+    except CandidateError as err:
+        return _failure("sandbox", err, ms)
+    ms["compile"] = (time.perf_counter() - t0) * 1e3
+
+    result: dict = {"ok": True, "stage": "probe", "reason": None, "message": None, "ms": ms}
+    if "probe" in stages:
+        t1 = time.perf_counter()
+        rule = CheckedRule(update, memory, check_mutation=True)
+        try:
+            report = run_probes(rule)
+        except CandidateError as err:
+            ms["probe"] = (time.perf_counter() - t1) * 1e3
+            stage = "sandbox" if err.reason not in ("no_descent", "unstable", "ignores_lr") else "probe"
+            return _failure(stage, err, ms)
+        ms["probe"] = (time.perf_counter() - t1) * 1e3
+        result["probe"] = report.as_dict()
+        try:
+            result["fingerprint"] = fingerprint(update, memory)
+        except CandidateError:
+            result["fingerprint"] = None  # probes passed; a fingerprint is a convenience
+        result["state_scalars"] = report.state_scalars
+        result["state_bytes"] = report.state_bytes
+    if "proxy" in stages:
+        from symdisc.config import ProxyConfig
+        from symdisc.judge.proxy import proxy_fitness
+
+        t2 = time.perf_counter()
+        config = ProxyConfig(**(proxy or {}))
+        try:
+            result["proxy"] = proxy_fitness(update, memory, config)
+        except CandidateError as err:
+            ms["proxy"] = (time.perf_counter() - t2) * 1e3
+            return _failure("proxy", err, ms)
+        ms["proxy"] = (time.perf_counter() - t2) * 1e3
+        result["stage"] = "proxy"
+        result["fitness"] = result["proxy"]["fitness"]
+    if "heldout" in stages:
+        from symdisc.judge.heldout import heldout_fitness
+
+        t3 = time.perf_counter()
+        try:
+            result["heldout"] = heldout_fitness(update, memory)
+        except CandidateError as err:
+            ms["heldout"] = (time.perf_counter() - t3) * 1e3
+            return _failure("heldout", err, ms)
+        except Exception as exc:  # the data set went missing: not the candidate's fault
+            return {"ok": False, "stage": "heldout", "reason": "crash", "message": f"held-out stage: {exc}"[:300],
+                    "ms": ms}
+        ms["heldout"] = (time.perf_counter() - t3) * 1e3
+        result["stage"] = "heldout"
+    return result

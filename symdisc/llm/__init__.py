@@ -1,0 +1,130 @@
+"""Text-generation backends behind one small interface.
+
+A backend turns (system, user) messages into a reply. The system message is the same for a whole
+run, so backends that cache a prompt prefix (llama.cpp in-process does) only pay for the user part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, Optional, Protocol
+
+
+@dataclass
+class Generation:
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    ms: float = 0.0
+    finish_reason: Optional[str] = None
+
+
+@dataclass
+class Request:
+    system: str
+    user: str
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_tokens: int = 320
+    repeat_penalty: float = 1.0
+    seed: Optional[int] = None
+    grammar: Optional[str] = None  # GBNF; backends that cannot constrain ignore it
+
+
+class Backend(Protocol):
+    name: str
+    info: dict  # recorded with the run: model path and sha256, endpoint, ...
+
+    def generate(self, request: Request) -> Generation: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class BackendInfo:
+    name: str
+    model: Optional[str] = None
+    model_sha256: Optional[str] = None
+    params_b: Optional[float] = None
+    extra: dict = field(default_factory=dict)
+
+
+class LazyBackend:
+    """A backend built on first use from a picklable recipe (a class and its arguments).
+
+    A llama.cpp model cannot be pickled, so a cluster run sends this to each proposer actor, which
+    loads its own copy of the model where it runs; ``cpus`` is what such an actor reserves.
+    """
+
+    def __init__(self, recipe: Callable[[], "Backend"], info: dict, cpus: float = 1.0):
+        self.recipe = recipe
+        self.info = info
+        self.name = info.get("backend", "lazy")
+        self.cpus = cpus
+        self._backend = None
+
+    def generate(self, request: Request) -> Generation:
+        if self._backend is None:
+            self._backend = self.recipe()
+        return self._backend.generate(request)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, _backend=None)
+
+
+def api_bases(config) -> list:
+    """The OpenAI-compatible endpoints of a config (runs saved before ``api_bases`` have one)."""
+    return list(getattr(config, "api_bases", None) or ([config.api_base] if config.api_base else []))
+
+
+def open_backend(config, store=None, say=None, lazy: bool = False):
+    """Build the backend a run's config asks for; returns (backend, params_b or None).
+
+    ``say`` gets one-line notes for the user (which model ``auto`` picked, for instance). ``lazy``
+    defers loading a llama.cpp model to its first generation (where a cluster's actor runs it).
+    """
+    say = say or (lambda message: None)
+    kind = config.backend
+    bases = api_bases(config)
+    if kind == "auto":
+        kind = "replay" if config.replay_run else ("openai" if bases else "llamacpp")
+    if kind == "openai":
+        from symdisc.errors import ConfigError
+        from symdisc.llm.openai_http import OpenAIBackend
+
+        if not bases:
+            raise ConfigError("the openai backend needs --api-base URL")
+        limit = getattr(config, "api_concurrency", 1)
+        if len(bases) == 1 and limit == 1:
+            return OpenAIBackend(bases[0], config.api_model), None
+        from symdisc.llm.pool import EndpointPool
+
+        endpoints = [OpenAIBackend(base, config.api_model) for base in bases]
+        return EndpointPool(endpoints, limit=limit, say=say), None
+    if kind == "replay":
+        from symdisc.llm.replay import ReplayBackend
+
+        return ReplayBackend(store, config.replay_run), None
+    if kind == "llamacpp":
+        from symdisc.llm.catalog import resolve
+        from symdisc.llm.llamacpp import LlamaCppBackend
+
+        model = resolve(config.model)
+        if config.model == "auto":
+            say(f"model: {model.name} ({model.path})")
+        args = dict(n_ctx=config.n_ctx, n_threads=config.llm_threads, seed=config.seed, model_name=model.name,
+                    model_sha256=model.sha256)
+        if lazy:
+            info = {"backend": "llamacpp", "model": model.name, "model_path": str(model.path),
+                    "model_sha256": model.sha256, "n_ctx": config.n_ctx, "n_threads": config.llm_threads}
+            return LazyBackend(partial(LlamaCppBackend, str(model.path), **args), info), model.params_b
+        return LlamaCppBackend(str(model.path), **args), model.params_b
+    from symdisc.errors import ConfigError
+
+    raise ConfigError(f"unknown backend {kind!r} (auto, llamacpp, openai, replay)")

@@ -1,0 +1,335 @@
+"""The discovery loop: select -> prompt -> propose -> extract -> gate -> sandbox -> store.
+
+Every candidate is one row in the run database, written as soon as the model has replied (status
+``pending``), then completed with its verdict. A run killed at any point loses at most the
+evaluation in flight, and ``--resume`` re-judges that stored reply instead of losing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from importlib import metadata
+from typing import Callable, Optional
+
+from symdisc import rules
+from symdisc.config import EvolveConfig
+from symdisc.errors import ConfigError, UsageError
+from symdisc.search.programs import ProgramDatabase
+from symdisc.search.prompting import PromptTexts, load_prompts
+from symdisc.search.proposers import Proposal
+from symdisc.store import Store
+
+Event = Callable[[str, dict], None]
+
+
+def _versions() -> dict:
+    out = {"python": sys.version.split()[0]}
+    for dist in ("symdisc", "torch", "llama-cpp-python", "RestrictedPython"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+class Evolution:
+    """One run of the loop. Build it with ``start`` or ``resume``; then call ``run``."""
+
+    def __init__(self, store: Store, run_id: str, config: EvolveConfig, texts: PromptTexts, proposer, gate,
+                 sandbox, on_event: Optional[Event] = None, elapsed_before_s: float = 0.0):
+        self.store = store
+        self.run_id = run_id
+        self.config = config
+        self.texts = texts
+        self.proposer = proposer
+        self.gate = gate
+        self.sandbox = sandbox
+        self.on_event = on_event or (lambda kind, data: None)
+        self.db = ProgramDatabase()
+        self.first_proposal_seq = 0
+        self.elapsed_before_s = elapsed_before_s
+        self.session_start = time.monotonic()
+        self.stats = {"generated": 0, "tokens_out": 0, "gen_ms": 0.0}
+
+    # -- construction --------------------------------------------------------------------------
+    @staticmethod
+    def _as_proposer(proposer, params_b: Optional[float]):
+        """A text-generation backend stands for the llm proposer around it."""
+        if hasattr(proposer, "generate"):
+            from symdisc.search.proposers.llm import LLMProposer
+
+            return LLMProposer(proposer, params_b)
+        return proposer
+
+    @classmethod
+    def start(cls, store: Store, config: EvolveConfig, proposer, gate, sandbox, on_event: Optional[Event] = None,
+              params_b: Optional[float] = None, parent_run: Optional[str] = None) -> "Evolution":
+        config.validate()
+        proposer = cls._as_proposer(proposer, params_b)
+        texts = load_prompts(config.memory)
+        record = dict(config.as_dict(), prompts=texts.as_dict())
+        info = getattr(proposer, "info", {}) or {}
+        run_id = store.create_run("evolve", record, model=info.get("model"), model_sha256=info.get("model_sha256"),
+                                  backend=info.get("backend"), versions_json=_versions(), parent_run=parent_run)
+        return cls(store, run_id, config, texts, proposer, gate, sandbox, on_event)
+
+    @classmethod
+    def resume(cls, store: Store, run_id: str, proposer, gate, sandbox, on_event: Optional[Event] = None,
+               params_b: Optional[float] = None, overrides: Optional[dict] = None) -> "Evolution":
+        run = store.get_run(run_id, kind="evolve")
+        if run["kind"] != "evolve":
+            raise UsageError(f"run {run['id']} is a {run['kind']} run, not an evolution")
+        if run["status"] == "finished" and not overrides:
+            raise UsageError(f"run {run['id']} is finished; raise its budget with --candidates or --minutes")
+        if run["status"] == "running" and run.get("pid") and run["pid"] != os.getpid() and _pid_alive(run["pid"]):
+            raise UsageError(f"run {run['id']} is still running (pid {run['pid']})")
+        saved = dict(run["config"])
+        prompts = saved.pop("prompts", None)
+        config = EvolveConfig.from_dict(saved)
+        for key, value in (overrides or {}).items():
+            setattr(config, key, value)
+        config.validate()
+        texts = PromptTexts(**prompts) if prompts else load_prompts(config.memory)
+        summary = run.get("summary") or {}
+        evo = cls(store, run["id"], config, texts, cls._as_proposer(proposer, params_b), gate, sandbox, on_event,
+                  elapsed_before_s=float(summary.get("elapsed_s", 0.0)))
+        store.update_run(run["id"], status="running", pid=os.getpid(),
+                         config_json=dict(config.as_dict(), prompts=texts.as_dict()))
+        return evo
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        self.store.update_run(self.run_id, status="running", pid=os.getpid())
+        self.on_event("start", {"run_id": self.run_id, "config": self.config})
+        try:
+            self._load()
+            self.proposer.start(self)
+            self._seed()
+            self._finish_pending()
+            self.first_proposal_seq = self.store.next_seq(self.run_id)
+            self._propose_until_spent()
+        except KeyboardInterrupt:
+            self._close("interrupted")
+            raise
+        except BaseException:
+            self._close("failed")
+            raise
+        return self._close("finished")
+
+    def _propose_until_spent(self) -> None:
+        """One candidate at a time: propose, then judge (the cluster loop overlaps the two)."""
+        while not self._budget_spent():
+            self.step()
+
+    def step(self) -> dict:
+        seq = self.store.next_seq(self.run_id)
+        self.on_event("generating", {"seq": seq})
+        proposal: Proposal = self.proposer.propose(self, seq)
+        candidate_id = self._store_proposal(seq, proposal)
+        row = self.judge(candidate_id, proposal.text)
+        self.proposer.observe(proposal.genome, row)
+        return row
+
+    def _store_proposal(self, seq: int, proposal: Proposal) -> int:
+        """The reply is stored (status pending) before it is judged, so a killed run can re-judge it."""
+        self.stats["generated"] += 1
+        self.stats["tokens_out"] += proposal.tokens_out
+        self.stats["gen_ms"] += proposal.gen_ms
+        return self.store.add_candidate(
+            self.run_id, seq, proposal.origin, parent_id=proposal.parent_id, prompt=proposal.prompt,
+            response=proposal.text, tokens_in=proposal.tokens_in, tokens_out=proposal.tokens_out,
+            gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None)
+
+    def judge(self, candidate_id: int, reply: str, always_heldout: bool = False) -> dict:
+        """Gate, deduplicate, evaluate and record one candidate; returns its final row."""
+        update, code = self.screen(candidate_id, reply)
+        if code is None:
+            return self._record(candidate_id, update)
+        answer = self.sandbox.evaluate(code, **self.evaluation_args())
+        return self.settle(candidate_id, update, answer, code, always_heldout)
+
+    def screen(self, candidate_id: int, reply: str) -> tuple[dict, Optional[str]]:
+        """The half of judging before the sandbox: gate and deduplicate by program text.
+
+        Returns the row update so far and the normalized code to evaluate, or None for the code when
+        the verdict is already final (rejected, or a repeat). Noting the hash here, before the
+        evaluation, makes a repeat that arrives while the first copy is being evaluated a duplicate.
+        """
+        t0 = time.perf_counter()
+        gated = self.gate.check(reply, self.config.memory)
+        gate_ms = (time.perf_counter() - t0) * 1e3
+        v = gated.verdict
+        update = dict(code=gated.code, normalized=gated.normalized, ast_hash=gated.ast_hash, gate_ms=gate_ms)
+        if not v.ok:
+            update.update(status="rejected", stage="gate", reason=v.reason, message=v.message, line=v.line)
+            return update, None
+        earlier = self.db.known_hash(gated.ast_hash)
+        if earlier is not None:
+            update.update(status="duplicate", stage="gate", reason="repeat", duplicate_of=earlier,
+                          message=f"the same program as candidate {earlier}; change the idea, not the names")
+            return update, None
+        self.db.note_hash(gated.ast_hash, candidate_id)
+        return update, gated.normalized
+
+    def evaluation_args(self) -> dict:
+        """The sandbox request of the proxy stage, after the code (the same for every candidate)."""
+        return dict(memory=self.config.memory, stages=("probe", "proxy"), proxy=asdict(self.config.proxy),
+                    timeout_s=self.config.sandbox_timeout_s)
+
+    def settle(self, candidate_id: int, update: dict, answer: dict, code: str, always_heldout: bool = False) -> dict:
+        """The half of judging after the sandbox: store its answer, catch behavioural twins, run the
+        funnel, record. ``update`` and ``code`` come from ``screen``."""
+        ms = answer.get("ms", {})
+        update["eval_ms"] = ms.get("sandbox")
+        self._store_evaluations(candidate_id, answer)
+        if not answer.get("ok"):
+            update.update(status="failed", stage=answer.get("stage", "sandbox"), reason=answer.get("reason") or "crash",
+                          message=answer.get("message"), line=answer.get("line"))
+            return self._record(candidate_id, update)
+        proxy = answer.get("proxy") or {}
+        update.update(status="evaluated", stage="proxy", fitness=answer.get("fitness"), best_lr=proxy.get("best_lr"),
+                      fingerprint=answer.get("fingerprint"), state_scalars=answer.get("state_scalars"),
+                      state_bytes=answer.get("state_bytes"))
+        twin = self.db.known_behaviour(answer.get("fingerprint"))
+        if twin is not None:
+            update.update(status="duplicate", reason="repeat", duplicate_of=twin,
+                          message=f"behaves exactly like candidate {twin}; try a different idea")
+        elif self._promote(update["fitness"], always_heldout):
+            update["heldout"] = self._heldout(candidate_id, code)
+        return self._record(candidate_id, update)
+
+    # -- the funnel ----------------------------------------------------------------------------
+    def _promote(self, fitness: Optional[float], always: bool) -> bool:
+        """A candidate that beats the incumbent on the proxy goes on to the held-out stage."""
+        if not self.config.funnel or not getattr(self.sandbox, "heldout", False) or fitness is None:
+            return False
+        incumbent = self.db.best_by_proxy()
+        return always or incumbent is None or fitness > incumbent["fitness"]
+
+    def _heldout(self, candidate_id: int, code: str) -> Optional[float]:
+        answer = self.sandbox.evaluate(code, self.config.memory, stages=("heldout",),
+                                       timeout_s=self.config.sandbox_timeout_s * 4)
+        detail = answer.get("heldout")
+        ms = answer.get("ms", {}).get("heldout")
+        if not answer.get("ok") or not detail:
+            self.store.add_evaluation(candidate_id, "heldout", False, reason=answer.get("reason"),
+                                      message=answer.get("message"), ms=ms)
+            return 0.0 if answer.get("stage") == "heldout" and answer.get("reason") != "crash" else None
+        for i, acc in enumerate(detail.get("per_seed", [])):
+            self.store.add_evaluation(candidate_id, "heldout", True, fitness=acc, seed=7000 + i)
+        self.store.add_evaluation(candidate_id, "heldout", True, fitness=detail["fitness"], ms=ms, detail=detail)
+        return detail["fitness"]
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _record(self, candidate_id: int, update: dict) -> dict:
+        self.store.update_candidate(candidate_id, **update)
+        row = self.store.get_candidate(candidate_id)
+        if row["status"] == "evaluated":
+            self.db.add(row)
+        self._save_summary()
+        self.on_event("candidate", {"row": row, "summary": self.summary()})
+        return row
+
+    def _store_evaluations(self, candidate_id: int, answer: dict) -> None:
+        ms = answer.get("ms", {})
+        if "probe" in answer or answer.get("stage") == "probe":
+            ok = "probe" in answer
+            self.store.add_evaluation(candidate_id, "probe", ok, ms=ms.get("probe"), detail=answer.get("probe"),
+                                      reason=None if ok else answer.get("reason"),
+                                      message=None if ok else answer.get("message"))
+        proxy = answer.get("proxy")
+        if proxy:
+            for i, acc in enumerate(proxy.get("per_seed", [])):
+                self.store.add_evaluation(candidate_id, "proxy", True, fitness=acc, seed=self.config.proxy.task_seed + i)
+            self.store.add_evaluation(candidate_id, "proxy", True, fitness=proxy.get("fitness"), ms=ms.get("proxy"),
+                                      detail=proxy)
+        elif answer.get("stage") == "proxy":
+            self.store.add_evaluation(candidate_id, "proxy", False, reason=answer.get("reason"),
+                                      message=answer.get("message"), ms=ms.get("proxy"))
+
+    def _load(self) -> None:
+        for row in self.store.candidates(self.run_id):
+            if row["status"] == "evaluated":
+                self.db.add(row)
+            elif row["ast_hash"] and row["status"] != "rejected":
+                self.db.note_hash(row["ast_hash"], row["id"])
+
+    def _seed(self) -> None:
+        seeded = {row["name"] for row in self.store.candidates(self.run_id) if row["origin"] == "seed"}
+        for name in rules.SEEDS[self.config.memory]:
+            if name in seeded:
+                continue
+            code = rules.source(name)
+            seq = self.store.next_seq(self.run_id)
+            candidate_id = self.store.add_candidate(self.run_id, seq, "seed", name=name, response=code)
+            row = self.judge(candidate_id, code, always_heldout=True)
+            if row["status"] != "evaluated":
+                raise ConfigError(f"built-in seed {name} failed: {row['reason']}: {row['message']}")
+
+    def _finish_pending(self) -> None:
+        """Replies stored by a run that was killed before their verdict: judge them now."""
+        for row in self.store.candidates(self.run_id, ["pending"]):
+            self.on_event("resumed", {"seq": row["seq"]})
+            judged = self.judge(row["id"], row["response"] or "")
+            self.proposer.observe(json.loads(row["genome_json"]) if row.get("genome_json") else None, judged)
+
+    def llm_candidates(self) -> int:
+        return sum(self.store.status_counts(self.run_id, proposed_only=True).values())
+
+    def elapsed_s(self) -> float:
+        return self.elapsed_before_s + (time.monotonic() - self.session_start)
+
+    def _budget_spent(self) -> bool:
+        if self.config.candidates is not None and self.llm_candidates() >= self.config.candidates:
+            return True
+        if self.config.minutes is not None and self.elapsed_s() >= self.config.minutes * 60:
+            return True
+        if self.config.evaluations is not None and self.store.evaluated_count(self.run_id) >= self.config.evaluations:
+            return True
+        return False
+
+    def summary(self) -> dict:
+        counts = self.store.status_counts(self.run_id, proposed_only=True)
+        best = self.db.best()
+        gen_s = self.stats["gen_ms"] / 1e3
+        elapsed = self.elapsed_s()
+        n = sum(counts.values())
+        return {
+            "candidates": n,
+            "statuses": counts,
+            "passed_gate": n - counts.get("rejected", 0),
+            "best_fitness": best["fitness"] if best else None,
+            "best_id": best["id"] if best else None,
+            "elapsed_s": round(elapsed, 2),
+            "tokens_per_s": round(self.stats["tokens_out"] / gen_s, 2) if gen_s > 0 else None,
+            "candidates_per_min": round(self.stats["generated"] / (time.monotonic() - self.session_start) * 60, 2)
+            if self.stats["generated"] else None,
+            "reasons": self.store.reason_counts(self.run_id),
+        }
+
+    def _save_summary(self) -> None:
+        self.store.update_run(self.run_id, summary_json=self.summary())
+
+    def _close(self, status: str) -> dict:
+        summary = self.summary()
+        try:
+            self.store.update_run(self.run_id, status=status, summary_json=summary)
+        except Exception:
+            pass  # the database may be the thing that failed; the run stays resumable either way
+        self.on_event("end", {"status": status, "summary": summary})
+        return summary
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+

@@ -1,0 +1,63 @@
+"""Search strategies behind one small interface: each proposes candidate source text.
+
+``llm`` asks a language model; ``genome`` runs a genetic algorithm over optimizer genomes;
+``tpe`` samples the same genome space with Optuna's TPE; ``random`` samples it uniformly. All
+write the same run tables, and every proposal goes through the same gate, sandbox and funnel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol
+
+PROPOSERS = ("llm", "genome", "tpe", "random")
+
+
+@dataclass
+class Proposal:
+    text: str  # a model reply, or generated source
+    origin: str  # llm | genome | tpe | random
+    prompt: Optional[str] = None
+    parent_id: Optional[int] = None
+    genome: Optional[dict] = None  # genome proposers: {"genome": {...}, "trial": n}
+    tokens_in: int = 0
+    tokens_out: int = 0
+    gen_ms: float = 0.0
+
+
+class Proposer(Protocol):
+    name: str
+    info: dict  # recorded with the run (model, backend, ...)
+
+    def start(self, evolution) -> None: ...  # the run exists now (and may be a resumed one)
+
+    def propose(self, evolution, seq: int) -> Proposal: ...
+
+    def observe(self, genome: Optional[dict], row: dict) -> None: ...  # a verdict came back
+
+    def close(self) -> None: ...
+
+
+def make_proposer(name: str, backend=None, params_b: Optional[float] = None):
+    """A proposer by name; ``llm`` wraps a text-generation backend."""
+    from symdisc.errors import ConfigError
+
+    if name == "llm":
+        from symdisc.search.proposers.llm import LLMProposer
+
+        if backend is None:
+            raise ConfigError("the llm proposer needs a model backend")
+        return LLMProposer(backend, params_b)
+    if name == "genome":
+        from symdisc.search.proposers.genetic import GeneticProposer
+
+        return GeneticProposer()
+    if name == "random":
+        from symdisc.search.proposers.genetic import RandomProposer
+
+        return RandomProposer()
+    if name == "tpe":
+        from symdisc.search.proposers.tpe import TPEProposer
+
+        return TPEProposer()
+    raise ConfigError(f"unknown proposer {name!r} (one of {', '.join(PROPOSERS)})")

@@ -1,0 +1,86 @@
+"""`symdisc simplify`: drop statements and simplify constants while the held-out score holds.
+
+The Lion authors simplified their discovered program by hand; this does it greedily: try removing
+each statement of ``update`` (but the final return) and replacing each numeric constant by a
+rounder one (one significant digit, then 1, then 0); keep a change when the candidate still passes
+every stage and its held-out score stays within the noise band of the original's. Repeat until a
+whole pass changes nothing. The result is stored as a new candidate (origin ``simplify``).
+"""
+
+from __future__ import annotations
+
+import ast
+import statistics
+from typing import Callable, Iterator, Optional
+
+from symdisc.contract import UPDATE_NAME
+
+MIN_BAND = 0.005  # never demand more precision than this from a few-seed score
+MAX_CHANGES = 40
+
+
+def _update_fn(tree: ast.Module) -> ast.FunctionDef:
+    return next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == UPDATE_NAME)
+
+
+def _size(code: str) -> int:
+    return sum(1 for _ in ast.walk(ast.parse(code)))
+
+
+def _rounder(value: float) -> list[float]:
+    options = []
+    if value not in (0, 1):
+        one_digit = float(f"{value:.1g}")
+        if one_digit != value:
+            options.append(one_digit)
+        options += [1.0, 0.0]
+    return [o for o in options if o != value]
+
+
+def variants(code: str) -> Iterator[tuple[str, str]]:
+    """(description, code) for every single simplification of ``code``, smallest change first."""
+    tree = ast.parse(code)
+    body = _update_fn(tree).body
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, ast.Return) or (i == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+            continue
+        t = ast.parse(code)
+        fn = _update_fn(t)
+        del fn.body[i]
+        if fn.body:
+            yield f"drop line {stmt.lineno}: {ast.unparse(stmt)[:60]}", ast.unparse(t) + "\n"
+    constants = [n for n in ast.walk(_update_fn(tree)) if isinstance(n, ast.Constant)
+                 and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)]
+    for index, node in enumerate(constants):
+        for new in _rounder(float(node.value)):
+            t = ast.parse(code)
+            target = [n for n in ast.walk(_update_fn(t)) if isinstance(n, ast.Constant)
+                      and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)][index]
+            target.value = int(new) if isinstance(node.value, int) and new == int(new) else new
+            yield f"constant {node.value!r} -> {target.value!r} (line {node.lineno})", ast.unparse(t) + "\n"
+
+
+def simplify_code(code: str, score: Callable[[str], Optional[dict]], say=None) -> dict:
+    """Greedy simplification. ``score(code)`` returns the sandbox answer (with ``heldout``) or None
+    when the variant fails any stage."""
+    say = say or (lambda message: None)
+    base = score(code)
+    if base is None:
+        raise ValueError("the original candidate does not pass every stage")
+    per_seed = base["heldout"].get("per_seed") or [base["heldout"]["fitness"]]
+    band = max(MIN_BAND, statistics.stdev(per_seed) if len(per_seed) > 1 else MIN_BAND)
+    floor = base["heldout"]["fitness"] - band
+    current, current_answer, steps = code, base, []
+    while len(steps) < MAX_CHANGES:
+        for description, candidate in variants(current):
+            answer = score(candidate)
+            if answer is None or answer["heldout"]["fitness"] < floor:
+                continue
+            say(f"kept: {description} (held-out {answer['heldout']['fitness']:.4f})")
+            steps.append(description)
+            current, current_answer = candidate, answer
+            break  # start again from the simpler program
+        else:
+            break  # a whole pass without an accepted change
+    return {"code": current, "answer": current_answer, "original": base, "band": band, "steps": steps,
+            "size_before": _size(code), "size_after": _size(current)}
