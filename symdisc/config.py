@@ -62,6 +62,7 @@ class EvolveConfig:
     prompt_errors: int = 3  # the design card's "controlled amnesia": only the last three errors
     n_ctx: int = 4096
     llm_threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    parallel: int = 1  # requests decoded together by in-process llama.cpp (--parallel; see llm/batched.py)
     sandbox_timeout_s: float = 30.0
     sandbox_memory_mb: int = 2048
     cluster: str = "local"  # local (one process, no Ray) | auto | a Ray address such as HEAD:6379
@@ -83,6 +84,8 @@ class EvolveConfig:
             raise ConfigError("--candidates must be at least 1")
         if self.minutes is not None and self.minutes <= 0:
             raise ConfigError("--minutes must be positive")
+        if self.parallel < 1:
+            raise ConfigError("--parallel must be at least 1")
         if self.api_concurrency < 1:
             raise ConfigError("--api-concurrency must be at least 1")
         for name in ("proposers", "evaluators"):
