@@ -75,6 +75,27 @@ def test_genome_proposers_run_through_the_same_loop(home, gate, sandbox, name):
             assert trial.value == pytest.approx(row["fitness"] if row["fitness"] is not None else 0.0)
 
 
+def test_tpe_models_after_a_third_of_a_small_budget(home, monkeypatch):
+    # Optuna's default of 10 random start-up trials would leave `compare -e 20` random for half
+    # its budget; the proposer sizes the start-up to the run's budget, as `bench --tune` does.
+    import optuna
+
+    from symdisc.search.proposers.tpe import TPEProposer, startup_trials
+
+    seen = []
+    real = optuna.samplers.TPESampler
+    monkeypatch.setattr(optuna.samplers, "TPESampler", lambda **kw: seen.append(kw) or real(**kw))
+
+    class Run:  # the little of an Evolution that start() reads
+        config = EvolveConfig(proposer="tpe", candidates=None, evaluations=20)
+        store = Store()
+        run_id = "tpe-startup"
+
+    TPEProposer().start(Run)
+    assert seen[-1]["n_startup_trials"] == startup_trials(20) == 6
+    assert startup_trials(6) == 3 and startup_trials(300) == 10
+
+
 def test_tpe_run_resumes_its_study(home, gate, sandbox):
     import optuna
 
