@@ -67,6 +67,7 @@ def logged_prompts(db: str, n: int) -> tuple[str, list[str]]:
 
 def child(spec: dict) -> dict:
     """One configuration: load, generate every prompt once, report throughput and peak RSS."""
+    from symdisc.config import SamplingConfig
     from symdisc.llm import Request
     from symdisc.llm.catalog import resolve
     from symdisc.search.prompting import UPDATE_GRAMMAR
@@ -74,8 +75,10 @@ def child(spec: dict) -> dict:
     model = resolve(spec["model"])
     system, users = (logged_prompts(spec["prompts_from"], spec["replies"]) if spec.get("prompts_from")
                      else built_prompts(spec["replies"]))
-    requests = [Request(system=system, user=u, temperature=0.8, top_p=0.95, max_tokens=spec["max_tokens"],
-                        repeat_penalty=1.05, seed=1000 + i, grammar=UPDATE_GRAMMAR) for i, u in enumerate(users)]
+    s = SamplingConfig()  # a run's defaults
+    requests = [Request(system=system, user=u, temperature=s.temperature, top_p=s.top_p, max_tokens=spec["max_tokens"],
+                        repeat_penalty=s.repeat_penalty, seed=1000 + i, grammar=UPDATE_GRAMMAR)
+                for i, u in enumerate(users)]
     if spec["path"] == "today":
         from symdisc.llm.llamacpp import LlamaCppBackend
 
