@@ -138,6 +138,8 @@ def main() -> None:
     ap.add_argument("--no-unshared", action="store_true", help="skip the runs without shared prefixes")
     ap.add_argument("--evolve", type=int, default=30, help="candidates per end-to-end evolve (0: skip)")
     ap.add_argument("--evolve-parallel", default="1,4")
+    ap.add_argument("--evolve-after", type=int, default=None,
+                    help="run the end-to-end evolves after this many configs of the first model (default: after all)")
     ap.add_argument("--prompts-from", default=None, help="a run database whose latest evolve run's prompts to use")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -169,15 +171,23 @@ def main() -> None:
                 specs.append(dict(base, path="batched", n=n, shared=True))
                 if not args.no_unshared:
                     specs.append(dict(base, path="batched", n=n, shared=False))
-        for spec in specs:
+        first = model == args.models.split(",")[0]
+        after = len(specs) if args.evolve_after is None else args.evolve_after
+
+        def evolves() -> None:
+            for parallel in [int(x) for x in args.evolve_parallel.split(",")]:
+                record(end_to_end(model, args.evolve, parallel, args.threads))
+
+        for i, spec in enumerate(specs):
+            if args.evolve and first and i == after:
+                evolves()
             proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
                                   text=True, env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE"))
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             record(json.loads(lines[-1]) if proc.returncode == 0 and lines
                    else dict(spec, error=(proc.stderr or proc.stdout)[-800:]))
-        if args.evolve and model == args.models.split(",")[0]:
-            for parallel in [int(x) for x in args.evolve_parallel.split(",")]:
-                record(end_to_end(model, args.evolve, parallel, args.threads))
+        if args.evolve and first and after >= len(specs):
+            evolves()
 
 
 if __name__ == "__main__":

@@ -96,9 +96,15 @@ def test_batched_greedy_matches_one_at_a_time():
     try:
         got = batched.generate_many(requests)
         reused = batched.stats["reused_tokens"]
+        # The thread-safe path (a Ray proposer actor with two slots): two callers share the batch.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            threaded = list(pool.map(batched.generate, requests[:2]))
     finally:
         batched.close()
     assert [g.text for g in got] == [e.text for e in expected]
     assert [g.tokens_out for g in got] == [e.tokens_out for e in expected]
     assert [g.tokens_in for g in got] == [e.tokens_in for e in expected]
     assert reused > 3 * expected[0].tokens_in // 2  # the system prefix was evaluated once, not four times
+    assert [g.text for g in threaded] == [e.text for e in expected[:2]]

@@ -168,8 +168,7 @@ class BatchedLlamaBackend:
         self._tickets = 0
         self._grammars: dict = {}
         self._lock = threading.Lock()  # one thread decodes; ``generate`` callers take turns driving
-        self._results: dict = {}
-        self._cond = threading.Condition()
+        self._results: dict = {}  # finished by ``generate``'s callers, by ticket
         self.stats = {"prompt_tokens": 0, "reused_tokens": 0, "decodes": 0}
         self.info = {"backend": "llamacpp", "model": model_name or str(model_path), "model_path": str(model_path),
                      "model_sha256": model_sha256, "n_ctx": n_ctx, "n_threads": threads, "parallel": self.slots_n}
@@ -266,24 +265,19 @@ class BatchedLlamaBackend:
         return [got[t] for t in tickets]
 
     def generate(self, request: Request) -> Generation:
-        """Thread-safe: callers in several threads share the batch; whoever holds the lock decodes."""
-        with self._cond:
+        """Thread-safe: callers in several threads (a Ray actor with ``max_concurrency``) share the
+        batch. Each holds the lock for one step at a time, so a request that arrives joins the
+        batch at the next step, and whoever holds the lock decodes for everyone."""
+        with self._lock:
             ticket = self.submit(request)
         while True:
-            with self._cond:
+            with self._lock:
+                if ticket not in self._results:
+                    self._step()
+                    self._results.update(self._done)
+                    self._done = []
                 if ticket in self._results:
                     return self._results.pop(ticket)
-            if self._lock.acquire(timeout=0.05):
-                try:
-                    with self._cond:
-                        if ticket in self._results:
-                            return self._results.pop(ticket)
-                    finished = self.wait()
-                    with self._cond:
-                        self._results.update(finished)
-                        self._cond.notify_all()
-                finally:
-                    self._lock.release()
 
     # -- the cache -----------------------------------------------------------------------------
     def _reserve(self, prefix: list) -> None:
