@@ -40,11 +40,17 @@ class SamplingConfig:
     max_tokens: int = 320
     repeat_penalty: float = 1.05  # mild: code repeats names legitimately, but not whole terms
     grammar: Optional[bool] = None  # None: on for models under 2B parameters
+    # The llm proposer draws each request's temperature from this set (a bandit picks), and raises
+    # it by repeat_boost per repeat in a row among the parent's last children, up to max_temperature.
+    temperatures: list = field(default_factory=lambda: [0.6, 0.9, 1.2])
+    repeat_boost: float = 0.3
+    max_temperature: float = 1.6
 
 
 @dataclass
 class EvolveConfig:
     model: str = "auto"
+    models: list = field(default_factory=list)  # every --model where several were given (model is the first)
     api_base: Optional[str] = None  # an OpenAI-compatible server instead of in-process llama.cpp (the first)
     api_bases: list = field(default_factory=list)  # every --api-base, used round-robin
     api_concurrency: int = 1  # requests at once per endpoint
@@ -60,6 +66,13 @@ class EvolveConfig:
     funnel: bool = True  # candidates that beat the incumbent also get the held-out real-data score
     prompt_programs: int = 4  # best programs shown to the model
     prompt_errors: int = 3  # the design card's "controlled amnesia": only the last three errors
+    # The llm proposer (issue 12): operators drawn by a bandit, parents by weight, islands.
+    operators: list = field(default_factory=lambda: ["explore", "mutate", "crossover", "constants", "simplify",
+                                                     "fix"])
+    islands: int = 3
+    migrate_every: int = 12  # proposals between migrations of each island's best to the next island
+    prompt_context: int = 2  # programs shown beside the parent (drawn anew for every prompt)
+    parent_sharpness: float = 10.0  # ShinkaEvolve's lambda: how strongly parent weights favour fitness
     n_ctx: int = 4096
     llm_threads: int = field(default_factory=lambda: os.cpu_count() or 2)
     sandbox_timeout_s: float = 30.0
@@ -83,6 +96,17 @@ class EvolveConfig:
             raise ConfigError("--candidates must be at least 1")
         if self.minutes is not None and self.minutes <= 0:
             raise ConfigError("--minutes must be positive")
+        from symdisc.contract import OPERATORS
+
+        for op in self.operators:
+            if op not in OPERATORS or op in ("legacy", "independent"):
+                raise ConfigError(f"unknown operator {op!r}")
+        if not self.operators:
+            raise ConfigError("give at least one operator")
+        if self.islands < 1 or self.migrate_every < 1:
+            raise ConfigError("--islands and the migration interval must be at least 1")
+        if not self.sampling.temperatures:
+            raise ConfigError("give at least one temperature")
         if self.api_concurrency < 1:
             raise ConfigError("--api-concurrency must be at least 1")
         for name in ("proposers", "evaluators"):

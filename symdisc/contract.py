@@ -95,6 +95,18 @@ ORIGINS = {
     "simplify": "symdisc simplify's reduction of an evaluated candidate",
 }
 
+# The prompt operators of the llm proposer (candidates.operator); each is a file in prompts/operators/.
+OPERATORS = {
+    "explore": "a rule unlike the programs shown, written from scratch",
+    "mutate": "the parent with exactly one idea changed, the idea drawn from prompts/operators/ideas.md",
+    "crossover": "the main idea of one parent with one idea of a second",
+    "constants": "the parent's structure with new constants",
+    "simplify": "the parent with fewer lines and terms",
+    "fix": "a rejected or failed program with its error, to correct",
+    "legacy": "the old prompt: the best programs and the last errors (llm-legacy)",
+    "independent": "the seed prompt, sampled independently every time (llm-independent)",
+}
+
 RUN_KINDS = ("evolve", "bench", "compare")
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
 

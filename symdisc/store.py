@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Optional
 
-from symdisc.contract import ORIGINS, REASONS, STAGES, STATUSES
+from symdisc.contract import OPERATORS, ORIGINS, REASONS, STAGES, STATUSES
 from symdisc.errors import StoreError, UsageError
 from symdisc.resources import symdisc_home
 
@@ -119,14 +119,23 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("a reason is never a status: the gate's 'duplicate' reason becomes 'redefined'", [
         "UPDATE candidates SET reason = 'redefined' WHERE reason = 'duplicate'",
     ]),
+    ('operators, islands, sampled temperature and model per candidate; the search state per run', [
+        "ALTER TABLE candidates ADD COLUMN operator TEXT  /* llm: the prompt operator (explore, mutate, ...) */",
+        "ALTER TABLE candidates ADD COLUMN model TEXT  /* llm: the model that wrote the reply */",
+        "ALTER TABLE candidates ADD COLUMN island INTEGER  /* llm: the island the parent was drawn from */",
+        "ALTER TABLE candidates ADD COLUMN temperature REAL  /* llm: the sampling temperature of the request */",
+        "ALTER TABLE candidates ADD COLUMN other_id INTEGER  /* crossover: the second parent */",
+        "ALTER TABLE runs ADD COLUMN search_json TEXT  /* llm: bandit counts, island members, children drawn */",
+    ]),
 ]
 
 RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid",
-              "parent_run")
+              "parent_run", "search_json")
 CANDIDATE_FIELDS = (
     "origin", "name", "parent_id", "prompt", "response", "code", "normalized", "ast_hash", "fingerprint",
     "status", "stage", "reason", "message", "line", "fitness", "best_lr", "state_scalars", "state_bytes",
     "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms", "genome_json", "heldout",
+    "operator", "model", "island", "temperature", "other_id",
 )
 
 
@@ -141,7 +150,8 @@ def best_key(row: dict) -> tuple:
     return (heldout is None, -(heldout or 0.0), -row["fitness"], row["seq"])
 
 
-_VOCABULARY = (("status", STATUSES), ("stage", STAGES), ("reason", REASONS), ("origin", ORIGINS))
+_VOCABULARY = (("status", STATUSES), ("stage", STAGES), ("reason", REASONS), ("origin", ORIGINS),
+               ("operator", OPERATORS))
 
 
 def _check_vocabulary(fields: dict) -> None:
@@ -377,6 +387,21 @@ class Store:
                                (run_id,))
         return {r[0]: r[1] for r in rows}
 
+    def proposal_stats(self, run_id: str, by: str) -> dict:
+        """Per operator or per model (``by``): replies, new programs (evaluated: new and through every
+        stage it was sent to) and improvements (new programs whose fitness beats their parent's)."""
+        if by not in ("operator", "model", "temperature", "island"):
+            raise ValueError(by)
+        rows = self.db.execute(
+            f"SELECT c.{by} AS k, COUNT(*) AS replies, SUM(c.status = 'evaluated') AS new, "
+            "SUM(c.status = 'duplicate') AS repeats, "
+            "SUM(c.status = 'evaluated' AND p.fitness IS NOT NULL AND c.fitness > p.fitness) AS improvements "
+            "FROM candidates c LEFT JOIN candidates p ON p.id = c.parent_id "
+            f"WHERE c.run_id = ? AND c.origin != 'seed' AND c.status != 'pending' AND c.{by} IS NOT NULL "
+            "GROUP BY c.{by} ORDER BY c.{by}".replace("{by}", by), (run_id,)).fetchall()
+        return {r["k"]: {"replies": r["replies"], "new": r["new"] or 0, "repeats": r["repeats"] or 0,
+                         "improvements": r["improvements"] or 0} for r in rows}
+
     def last_errors(self, run_id: str, limit: int = 3) -> list[dict]:
         rows = self.db.execute(
             "SELECT * FROM candidates WHERE run_id = ? AND status IN ('rejected', 'failed', 'duplicate') "
@@ -423,7 +448,7 @@ def _with_detail(rows) -> list[dict]:
 
 def _run_dict(row) -> dict:
     d = dict(row)
-    for key in ("config_json", "versions_json", "summary_json"):
+    for key in ("config_json", "versions_json", "summary_json", "search_json"):
         raw = d.pop(key, None)
         d[key[:-5]] = json.loads(raw) if raw else None
     return d

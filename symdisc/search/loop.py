@@ -142,7 +142,8 @@ class Evolution:
         return self.store.add_candidate(
             self.run_id, seq, proposal.origin, parent_id=proposal.parent_id, prompt=proposal.prompt,
             response=proposal.text, tokens_in=proposal.tokens_in, tokens_out=proposal.tokens_out,
-            gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None)
+            gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None,
+            **(proposal.meta or {}))  # issue 12: operator, model, island, temperature, other_id
 
     def judge(self, candidate_id: int, reply: str, always_heldout: bool = False) -> dict:
         """Gate, deduplicate, evaluate and record one candidate; returns its final row."""

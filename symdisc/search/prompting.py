@@ -7,7 +7,7 @@ ascending order of score, and the last three errors ("controlled amnesia": nothi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Optional
@@ -36,6 +36,9 @@ class PromptTexts:
     contract: str
     memory_rules: str
     propose: str
+    # The llm proposer's operators (prompts/operators/*.md by name, plus "ideas", the list of single
+    # edits, and "context", the user message around an operator). Runs saved before them have none.
+    operators: dict = field(default_factory=dict)
 
     def system_message(self) -> str:
         contract = Template(self.contract).safe_substitute(memory_rules=self.memory_rules.strip())
@@ -55,8 +58,11 @@ def load_prompts(memory: str, folder: Optional[Path] = None) -> PromptTexts:
         except OSError:
             raise ConfigError(f"prompt file {path} is missing or unreadable") from None
 
+    operators = {path.stem: path.read_text(encoding="utf-8") for path in sorted((folder / "operators").glob("*.md"))}
+    if (folder / "context.md").exists():
+        operators["context"] = read("context.md")
     return PromptTexts(system=read("system.md"), whiteboard=read("whiteboard.md"), contract=read("contract.md"),
-                       memory_rules=read(f"memory_{memory}.md"), propose=read("propose.md"))
+                       memory_rules=read(f"memory_{memory}.md"), propose=read("propose.md"), operators=operators)
 
 
 def format_programs(programs: list[dict]) -> str:
@@ -78,6 +84,20 @@ def format_errors(errors: list[dict]) -> str:
         where = f", line {e['line']}" if e.get("line") else ""
         lines.append(f"- {e.get('stage') or 'gate'} rejected a program [{e.get('reason')}{where}]: {e.get('message')}")
     return "\n".join(lines)
+
+
+def program_text(p: dict) -> str:
+    return (p.get("normalized") or p.get("code") or p.get("response") or "").strip()
+
+
+def operator_message(texts: PromptTexts, operator: str, context: list[dict], errors: list[dict],
+                     fill: dict) -> str:
+    """An operator's user message: the context programs and the last errors first (what several
+    children of one parent share), the operator's task with its parent, idea and error last."""
+    task = Template(texts.operators[operator]).safe_substitute(**fill).strip()
+    frame = texts.operators.get("context", "$programs\n\n$errors\n\n$task")
+    return Template(frame).safe_substitute(programs=format_programs(context), errors=format_errors(errors),
+                                           task=task).strip() + "\n"
 
 
 def user_message(texts: PromptTexts, programs: list[dict], errors: list[dict]) -> str:
