@@ -15,6 +15,7 @@ What a candidate module may contain, and why each is safe:
 from __future__ import annotations
 
 import ast
+import builtins
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -206,6 +207,10 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
         if name in ESCAPE_BUILTINS:
             raise GateReject("forbidden_name", f"`{name}` is not allowed", node)
         if name not in self.allowed_names:
+            if not hasattr(builtins, name):
+                # Small models copy half a program: a name from a line they left out (`c1`, `s`).
+                raise GateReject("forbidden_name", f"name `{name}` is used but never assigned: write the "
+                                 f"whole function and assign `{name}` before this line, or do not use it", node)
             raise GateReject("forbidden_name", f"name `{name}` is not defined or not allowed "
                              "(only torch, math and abs/min/max/float/int/bool/round/range/len)", node)
 

@@ -16,15 +16,36 @@ from symdisc.contract import UPDATE_ARGS
 from symdisc.errors import ConfigError
 from symdisc.resources import prompts_dir
 
-# Forces the reply to be one `def update(...)`: at most 12 body lines of at most 100 characters,
-# where lines at the function's own indentation may not start with "r" (so the only way to say
-# `return` there is the final rule, which ends the reply), and no line holds "#" or a backtick.
-# Small models otherwise ramble in comments, fences or one endless expression until max_tokens.
-UPDATE_GRAMMAR = r'''
-root   ::= "def update(''' + ", ".join(UPDATE_ARGS) + r'''):\n" line{0,12} return
-line   ::= "    " ( [^\n`#r ] [^\n`#]{0,95} | " " [^\n`#]{1,95} ) "\n"
-return ::= "    return " [^\n`#]{1,90} "\n"
-'''
+# Forces the reply to be one `def update(...)`: at most GRAMMAR_LINES body lines of at most
+# GRAMMAR_LINE_CHARS characters, where lines at the function's own indentation may not start with
+# "r" (so the only way to say `return` there is the final rule, which ends the reply), and no line
+# holds "#" or a backtick. Small models otherwise ramble in comments, fences or one endless
+# expression until max_tokens. The return line gets more room than the others: cut at 90
+# characters (as it was), a long `return lr * (...)` ended mid-expression, a syntax error.
+GRAMMAR_LINES = 12
+GRAMMAR_LINE_CHARS = 120
+GRAMMAR_RETURN_CHARS = 200
+
+
+def update_grammar(lines: int = GRAMMAR_LINES, line_chars: int = GRAMMAR_LINE_CHARS,
+                   return_chars: int = GRAMMAR_RETURN_CHARS) -> str:
+    return (r'''
+root   ::= "def update(''' + ", ".join(UPDATE_ARGS) + r'''):\n" line{0,%d} return
+line   ::= "    " ( [^\n`#r ] [^\n`#]{0,%d} | " " [^\n`#]{1,%d} ) "\n"
+return ::= "    return " [^\n`#]{1,%d} "\n"
+''' % (lines, line_chars - 5, line_chars - 5, return_chars - 11))
+
+
+def grammar_regex(lines: int = GRAMMAR_LINES, line_chars: int = GRAMMAR_LINE_CHARS,
+                  return_chars: int = GRAMMAR_RETURN_CHARS) -> str:
+    """The language of ``update_grammar`` as a Python regex (tests check logged replies against it)."""
+    head = r"def update\(" + ", ".join(UPDATE_ARGS) + r"\):\n"
+    line = r"    (?:[^\n`#r ][^\n`#]{0,%d}| [^\n`#]{1,%d})\n" % (line_chars - 5, line_chars - 5)
+    ret = r"    return [^\n`#]{1,%d}\n" % (return_chars - 11)
+    return head + "(?:" + line + "){0,%d}" % lines + ret
+
+
+UPDATE_GRAMMAR = update_grammar()
 
 GRAMMAR_MAX_PARAMS_B = 2.0  # below this size, models need the skeleton forced on them
 
