@@ -154,3 +154,17 @@ def test_legacy_and_independent_modes(home, gate, sandbox):
         if mode == "llm-independent":
             assert len({r.user for r in backend.requests}) == 1
             assert len({r.seed for r in backend.requests}) == 3
+
+
+def test_compare_runs_the_independent_baseline_beside_evolution(home, gate, sandbox):
+    from symdisc.contract import SCALAR
+    from symdisc.search.compare import run_compare
+    from symdisc.search.proposers import make_proposer
+
+    store = Store()
+    report = run_compare(store, ["llm", "llm-independent"], evaluations=3, repeats=1, memory=SCALAR,
+                         make_proposer=lambda name: make_proposer(name, ScriptedBackend(VARIANTS)), gate=gate,
+                         sandbox=sandbox, proxy=FAST_PROXY, funnel=False)
+    assert set(report["table"]) == {"llm", "llm-independent"}
+    for runs in report["results"].values():
+        assert store.evaluated_count(runs[0]["run_id"]) == 3
