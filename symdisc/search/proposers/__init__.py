@@ -10,11 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
-PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent")
-# llm: operators, islands, weighted parents and a bandit (issue 12); llm-legacy: the loop before it
-# (the best programs and the last errors in every prompt); llm-independent: the seed prompt sampled
-# independently every time, the baseline evolution has to beat.
-LLM_PROPOSERS = ("llm", "llm-legacy", "llm-independent")
+from symdisc.config import LLM_PROPOSERS, PROPOSERS  # noqa: F401 (re-exported)
 
 
 @dataclass
