@@ -86,7 +86,8 @@ def one_run(model: str, loop: str, seed: int, candidates: int, home: Path, threa
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(ROOT))
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        why = f" (killed by signal {proc.returncode - 128})" if proc.returncode > 128 else ""
+        raise SystemExit(f"{' '.join(cmd)} failed with exit status {proc.returncode}{why}:\n{proc.stderr[-3000:]}")
     out = run_metrics(home)
     out.update(model=model, loop=loop, seed=seed, candidates=candidates, wall_s=round(time.perf_counter() - t0, 1),
                resumed=resumed)
