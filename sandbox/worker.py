@@ -88,6 +88,25 @@ def _clean(obj):
     return obj
 
 
+def _prepare_cascade(spec_json) -> None:
+    """Build every real-data stage's training subsets now, before the lock-down (the cascade's
+    stage configs come from the parent as JSON; an empty dict is a stage turned off). A missing
+    optional data set (MNIST for the audit) only turns that stage off."""
+    from symdisc.judge import realdata
+
+    specs = json.loads(spec_json) if spec_json else {"heldout": {}}
+    for stage, spec in specs.items():
+        if spec is None or (stage != "heldout" and not spec):
+            continue
+        spec = {k: v for k, v in spec.items() if k != "lrs_override"}
+        try:
+            realdata.prepare(realdata.RealStage(**spec))
+        except Exception:
+            if stage == "heldout":
+                raise
+    realdata.forget_datasets()
+
+
 def main() -> None:
     memory_mb = int(os.environ.get("SYMDISC_SANDBOX_MEMORY_MB", "2048"))
     try:
@@ -104,9 +123,7 @@ def main() -> None:
 
         warm_up()
         if os.environ.get("SYMDISC_HELDOUT"):
-            from symdisc.judge.heldout import prepare
-
-            prepare()  # the funnel's real data, loaded while files can still be read
+            _prepare_cascade(os.environ.get("SYMDISC_CASCADE"))  # real data, read while files can be read
         evaluation.evaluate("def update(grad, param, state, lr, t):\n    return lr * grad\n",
                             stages=("probe", "proxy"), proxy={"seeds": 1, "steps": 2})
         applied = _lock_down(memory_mb)
@@ -131,7 +148,8 @@ def main() -> None:
         _set_cpu_budget(float(request.get("cpu_s", 60)))
         try:
             answer = evaluation.evaluate(request["code"], request.get("memory", "scalar"),
-                                         tuple(request.get("stages", ("probe",))), request.get("proxy"))
+                                         tuple(request.get("stages", ("probe",))), request.get("proxy"),
+                                         request.get("cascade"))
         except MemoryError:
             answer = {"ok": False, "stage": "sandbox", "reason": "memory", "message": "out of memory"}
         except RecursionError:

@@ -19,7 +19,8 @@ class ProxyConfig:
 
     seeds: int = 3
     task_seed: int = 1000  # tasks use seeds task_seed .. task_seed + seeds - 1, for every candidate
-    lrs: tuple = (1e-3, 1e-2, 1e-1)
+    # half-decade steps: rules whose natural step sizes differ (SGD, sign rules) meet at their best
+    lrs: tuple = (1e-4, 3.16228e-4, 1e-3, 3.16228e-3, 1e-2, 3.16228e-2, 1e-1)
     steps: int = 60
     batch: int = 32
     n_train: int = 256
@@ -31,6 +32,38 @@ class ProxyConfig:
 
     def __post_init__(self):
         self.lrs = tuple(float(lr) for lr in self.lrs)  # JSON brings a list
+
+
+def _stage(**changes) -> dict:
+    base = dict(dataset="fashion-mnist", noise=0.2, model="mlp", hidden=32, n_train=2048, n_val=2000, steps=150,
+                batch=64, seeds=2, seed_base=7000,
+                lrs=(1e-4, 3.16228e-4, 1e-3, 3.16228e-3, 1e-2, 3.16228e-2, 1e-1))
+    base.update(changes)
+    return base
+
+
+@dataclass
+class CascadeConfig:
+    """The run's fitness: stages ordered by cost, each promoting only candidates within a margin of
+    that stage's best so far (successive halving); a candidate is ranked by the highest stage it
+    reached. Real-data stages train on subsets of the TRAINING split and validate on a disjoint
+    training subset (see judge/realdata.py); the audit task is never selected on."""
+
+    # stage 3: a short real-data task (the funnel's held-out stage), the whole half-decade lr grid
+    heldout: dict = field(default_factory=_stage)
+    # stage 4: longer, more data, a wider MLP, for the few best; lrs: the half-decades around stage 3's best
+    long: dict = field(default_factory=lambda: _stage(hidden=64, n_train=8192, steps=500, seed_base=7100, lrs=()))
+    # never selected on: MNIST, 40% label noise, a 784-100-10 MLP; the top few of every run, at run end
+    audit: dict = field(default_factory=lambda: _stage(dataset="mnist", noise=0.4, hidden=100, n_train=8192,
+                                                       steps=500, seed_base=7200, lrs=()))
+    proxy_margin: float = 0.02  # promote to the held-out stage within this much of the best proxy score
+    heldout_margin: float = 0.01  # promote to the long stage within this much of the best held-out score
+    min_band: dict = field(default_factory=lambda: {"proxy": 0.004, "heldout": 0.004, "long": 0.003})
+    audit_top: int = 5
+
+    def worker_specs(self) -> dict:
+        """What the sandbox worker builds before its lock-down: each real-data stage's config."""
+        return {"heldout": dict(self.heldout), "long": dict(self.long), "audit": dict(self.audit)}
 
 
 @dataclass
@@ -69,6 +102,7 @@ class EvolveConfig:
     evaluators: Optional[int] = None  # cluster: evaluator actors (None: the cluster's free CPUs)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    cascade: CascadeConfig = field(default_factory=CascadeConfig)
 
     def validate(self) -> "EvolveConfig":
         from symdisc.search.proposers import PROPOSERS
@@ -101,6 +135,11 @@ class EvolveConfig:
         values = {k: v for k, v in data.items() if k in known}
         values["sampling"] = SamplingConfig(**data.get("sampling", {}))
         values["proxy"] = ProxyConfig(**data.get("proxy", {}))
+        if "cascade" in data:
+            values["cascade"] = CascadeConfig(**data["cascade"])
+        elif "proxy" in data:
+            # a run stored before the cascade: its proxy grid and held-out stage as they were then
+            values["cascade"] = CascadeConfig(long={}, audit={})
         return cls(**values)
 
 

@@ -82,7 +82,9 @@ STAGES = {
     "sandbox": "the locked-down worker itself (crash, timeout, memory, CPU time)",
     "probe": "stage 0: lr == 0, quadratic and Rosenbrock descent, scaled gradients",
     "proxy": "tiny noisy classification tasks, several seeds batched",
-    "heldout": "a short real-data task the proxy never sees (the funnel)",
+    "heldout": "a short real-data task the proxy never sees (cascade stage 3; training-data subsets only)",
+    "long": "a longer real-data stage for the few best (cascade stage 4; training-data subsets only)",
+    "audit": "a real task the search never selects on, scored for a run's top few (reported only)",
     "bench": "full training on a real data set (symdisc bench)",
 }
 

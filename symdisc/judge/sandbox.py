@@ -55,8 +55,9 @@ class Sandbox(ChildProcess):
     """A persistent worker. Use as a context manager; ``evaluate`` never raises for candidate faults."""
 
     def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, isolation: str = "auto",
-                 heldout: bool = False):
+                 heldout: bool = False, cascade: Optional[dict] = None):
         super().__init__()
+        self.cascade = cascade  # real-data stage configs the worker prepares before lock-down
         self.heldout = heldout  # load the funnel's held-out data set in the worker before lock-down
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
@@ -74,6 +75,11 @@ class Sandbox(ChildProcess):
                    PYTHONDONTWRITEBYTECODE="1", SYMDISC_SANDBOX_MEMORY_MB=str(self.memory_mb))
         if self.heldout:
             env["SYMDISC_HELDOUT"] = "1"
+            if self.cascade is None:
+                from symdisc.config import CascadeConfig
+
+                self.cascade = CascadeConfig().worker_specs()
+            env["SYMDISC_CASCADE"] = json.dumps(self.cascade)
         try:
             self.spawn(prefix + [sys.executable, "-u", str(sandbox_worker_path())], env)
         except OSError as exc:
@@ -96,11 +102,13 @@ class Sandbox(ChildProcess):
         self.close()
 
     def evaluate(self, code: str, memory: str = SCALAR, stages=("probe",), proxy: Optional[dict] = None,
-                 timeout_s: Optional[float] = None) -> dict:
+                 timeout_s: Optional[float] = None, cascade: Optional[dict] = None) -> dict:
         """Run a candidate through the requested stages; a stalled or dead worker is a verdict."""
         timeout = timeout_s or self.timeout_s
         request = {"op": "evaluate", "code": code, "memory": memory, "stages": list(stages),
                    "proxy": proxy, "cpu_s": timeout * 2}
+        if cascade is not None:
+            request["cascade"] = cascade
         return self._request(request, timeout)
 
     def ping(self, timeout_s: float = 5.0) -> bool:
