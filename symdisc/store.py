@@ -164,6 +164,12 @@ def rank_score(row: dict) -> float:
     return 0.0
 
 
+def rank_value(row: dict) -> float:
+    """One number in the order of best_key (fidelity + score; scores are accuracies in [0, 1]):
+    for proposers that need a scalar objective (TPE, tournaments)."""
+    return fidelity_of(row) + rank_score(row)
+
+
 def best_key(row: dict) -> tuple:
     return (-fidelity_of(row), -rank_score(row), row["seq"])
 

@@ -8,14 +8,24 @@ from symdisc.cli.base import _stdout
 def print_leaderboard(store, run_id: str, limit: int = 10) -> None:
     from rich.table import Table
 
-    table = Table(title=f"run {run_id}: leaderboard (held-out score where the funnel gave one, then proxy fitness)")
-    for col in ("id", "held-out", "proxy", "best lr", "origin", "state"):
+    from symdisc.store import fidelity_of, rank_score, tiers
+
+    table = Table(title=f"run {run_id}: leaderboard (by the highest cascade stage reached, then the score there; "
+                        "'=' places are ties within the noise band)")
+    for col in ("place", "id", "stage", "score ± band", "proxy", "held-out", "best lr", "origin", "state", "audit"):
         table.add_column(col)
-    for row in store.leaderboard(run_id, limit):
+    rows = store.leaderboard(run_id, limit)
+    places = tiers(rows)
+    stage_names = {1: "proxy", 2: "heldout", 3: "long"}
+    for i, row in enumerate(rows):
         state = f"{row['state_scalars'] or 0} scalars" if (row["state_bytes"] or 0) <= 128 else f"{row['state_bytes']} B"
         heldout = f"{row['heldout']:.4f}" if row.get("heldout") is not None else ""
-        table.add_row(str(row["id"]), heldout, f"{row['fitness']:.4f}", f"{row['best_lr']:g}" if row["best_lr"] else "",
-                      row["name"] or row["origin"], state)
+        tied = places.count(places[i]) > 1
+        band = f" ± {row['rank_band']:.4f}" if row.get("rank_band") else ""
+        audit = f"{row['audit']:.4f}" if row.get("audit") is not None else ""
+        table.add_row(f"{'=' if tied else ''}{places[i]}", str(row["id"]), stage_names.get(fidelity_of(row), "proxy"),
+                      f"{rank_score(row):.4f}{band}", f"{row['fitness']:.4f}", heldout,
+                      f"{row['best_lr']:g}" if row["best_lr"] else "", row["name"] or row["origin"], state, audit)
     _stdout().print(table)
 
 

@@ -205,16 +205,11 @@ class Evolution:
         return self._record(candidate_id, update)
 
     # -- the cascade (successive halving over stages ordered by cost) ----------------------------
-    def _band(self, stage: str, per_seed) -> float:
-        """A score's noise band: twice the standard error over seeds, at least the stage's floor
-        (calibration measured the seed-to-seed spread of each stage)."""
-        floor = float(self.config.cascade.min_band.get(stage, 0.0))
-        values = [v for v in (per_seed or []) if v is not None]
-        if len(values) < 2:
-            return floor
-        mean = sum(values) / len(values)
-        sem = (sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values)) ** 0.5
-        return max(floor, 2 * sem)
+    def _band(self, stage: str, per_seed=None) -> float:
+        """A score's noise band at a stage: the seed-to-seed noise of a difference between two rules
+        there, as `symdisc calibrate` measured it (the seeds are shared by every candidate, so a
+        candidate's own spread over seeds mostly measures how hard each seed's task is)."""
+        return float(self.config.cascade.min_band.get(stage, 0.0))
 
     def _cascade(self, candidate_id: int, code: str, update: dict, always: bool) -> None:
         """Promote a candidate stage by stage while it scores within the stage's margin of that
