@@ -88,13 +88,14 @@ def _clean(obj):
     return obj
 
 
-def _prepare_cascade(spec_json) -> None:
+def _prepare_cascade(specs: dict) -> None:
     """Build every real-data stage's training subsets now, before the lock-down (the cascade's
     stage configs come from the parent as JSON; an empty dict is a stage turned off). A missing
     optional data set (MNIST for the audit) only turns that stage off."""
     from symdisc.judge import realdata
 
-    specs = json.loads(spec_json) if spec_json else {"heldout": {}}
+    specs = dict(specs)
+    specs.setdefault("heldout", {})
     for stage, spec in specs.items():
         if spec is None or (stage != "heldout" and not spec):
             continue
@@ -123,7 +124,11 @@ def main() -> None:
 
         warm_up()
         if os.environ.get("SYMDISC_HELDOUT"):
-            _prepare_cascade(os.environ.get("SYMDISC_CASCADE"))  # real data, read while files can be read
+            specs = json.loads(os.environ.get("SYMDISC_CASCADE") or "{}")
+            given = os.environ["SYMDISC_HELDOUT"]  # "1" or the run's held-out config as JSON
+            if given.startswith("{"):
+                specs["heldout"] = json.loads(given)
+            _prepare_cascade(specs)  # real data, read while files can be read
         evaluation.evaluate("def update(grad, param, state, lr, t):\n    return lr * grad\n",
                             stages=("probe", "proxy"), proxy={"seeds": 1, "steps": 2})
         applied = _lock_down(memory_mb)
@@ -149,7 +154,7 @@ def main() -> None:
         try:
             answer = evaluation.evaluate(request["code"], request.get("memory", "scalar"),
                                          tuple(request.get("stages", ("probe",))), request.get("proxy"),
-                                         request.get("cascade"))
+                                         heldout=request.get("heldout"), cascade=request.get("cascade"))
         except MemoryError:
             answer = {"ok": False, "stage": "sandbox", "reason": "memory", "message": "out of memory"}
         except RecursionError:

@@ -34,12 +34,33 @@ class ProxyConfig:
         self.lrs = tuple(float(lr) for lr in self.lrs)  # JSON brings a list
 
 
+HALF_DECADE = (1e-4, 3.16228e-4, 1e-3, 3.16228e-3, 1e-2, 3.16228e-2, 1e-1)
+
+
+@dataclass
+class HeldoutConfig:
+    """A real-data stage of the cascade (see judge/realdata.py); the defaults are the funnel's
+    held-out stage (stage 3), stored with the run. Training AND validation images both come from
+    the data set's training split (disjoint subsets); the test split is never read."""
+
+    dataset: str = "fashion-mnist"
+    seeds: int = 2
+    seed_base: int = 7000  # disjoint from the proxy's task seeds (1000 ...)
+    lrs: tuple = HALF_DECADE  # half-decade steps: rules of different natural step sizes meet at their best
+    steps: int = 150
+    batch: int = 64
+    n_train: int = 2048
+    n_val: int = 2000
+    hidden: int = 32  # mlp: hidden units; cnn: channels of the first conv (the second has twice as many)
+    noise: float = 0.2
+    model: str = "mlp"  # mlp | cnn
+
+    def __post_init__(self):
+        self.lrs = tuple(float(lr) for lr in self.lrs)
+
+
 def _stage(**changes) -> dict:
-    base = dict(dataset="fashion-mnist", noise=0.2, model="mlp", hidden=32, n_train=2048, n_val=2000, steps=150,
-                batch=64, seeds=2, seed_base=7000,
-                lrs=(1e-4, 3.16228e-4, 1e-3, 3.16228e-3, 1e-2, 3.16228e-2, 1e-1))
-    base.update(changes)
-    return base
+    return dict(asdict(HeldoutConfig()), **changes)
 
 
 @dataclass
@@ -49,8 +70,7 @@ class CascadeConfig:
     reached. Real-data stages train on subsets of the TRAINING split and validate on a disjoint
     training subset (see judge/realdata.py); the audit task is never selected on."""
 
-    # stage 3: a short real-data task (the funnel's held-out stage), the whole half-decade lr grid
-    heldout: dict = field(default_factory=_stage)
+    # stage 3, the funnel's held-out stage, is EvolveConfig.heldout (the whole half-decade lr grid)
     # stage 4: longer, more data, a wider MLP, for the few best; lrs: the half-decades around stage 3's best
     long: dict = field(default_factory=lambda: _stage(hidden=64, n_train=8192, steps=500, seed_base=7100, lrs=()))
     # never selected on: MNIST, 40% label noise, a 784-100-10 MLP; the top few of every run, at run end
@@ -61,18 +81,24 @@ class CascadeConfig:
     min_band: dict = field(default_factory=lambda: {"proxy": 0.004, "heldout": 0.004, "long": 0.003})
     audit_top: int = 5
 
-    def worker_specs(self) -> dict:
+    def worker_specs(self, heldout: Optional[dict] = None) -> dict:
         """What the sandbox worker builds before its lock-down: each real-data stage's config."""
-        return {"heldout": dict(self.heldout), "long": dict(self.long), "audit": dict(self.audit)}
+        return {"heldout": dict(heldout) if heldout is not None else asdict(HeldoutConfig()),
+                "long": dict(self.long), "audit": dict(self.audit)}
 
 
 @dataclass
 class SamplingConfig:
+    """Sampling settings: the only place their defaults are written (backends' Request reads them)."""
+
     temperature: float = 0.8
     top_p: float = 0.95
     max_tokens: int = 320
     repeat_penalty: float = 1.05  # mild: code repeats names legitimately, but not whole terms
     grammar: Optional[bool] = None  # None: on for models under 2B parameters
+
+
+PROPOSERS = ("llm", "genome", "tpe", "random")  # search strategies (symdisc.search.proposers)
 
 
 @dataclass
@@ -103,10 +129,9 @@ class EvolveConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     cascade: CascadeConfig = field(default_factory=CascadeConfig)
+    heldout: HeldoutConfig = field(default_factory=HeldoutConfig)
 
     def validate(self) -> "EvolveConfig":
-        from symdisc.search.proposers import PROPOSERS
-
         if self.proposer not in PROPOSERS:
             raise ConfigError(f"proposer must be one of {', '.join(PROPOSERS)}, not {self.proposer!r}")
         if self.memory not in MEMORY_CLASSES:
@@ -129,16 +154,32 @@ class EvolveConfig:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    # What --resume may change: where the run executes and how far it goes. Everything else is the
+    # saved run's own (its model, prompts, proxy, seed), so a resumed run stays the same experiment.
+    RESUME_OVERRIDES = ("cluster", "proposers", "evaluators", "candidates", "minutes", "backend")
+
+    @classmethod
+    def resumed(cls, saved: dict, overrides: Optional[dict] = None) -> "EvolveConfig":
+        """A saved run's config (``prompts`` left out) with the options given on --resume applied."""
+        config = cls.from_dict({k: v for k, v in saved.items() if k != "prompts"})
+        for key, value in (overrides or {}).items():
+            if key not in cls.RESUME_OVERRIDES:
+                raise ConfigError(f"--resume cannot change {key}")
+            if value is not None:
+                setattr(config, key, value)
+        return config
+
     @classmethod
     def from_dict(cls, data: dict) -> "EvolveConfig":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["sampling"] = SamplingConfig(**data.get("sampling", {}))
         values["proxy"] = ProxyConfig(**data.get("proxy", {}))
+        values["heldout"] = HeldoutConfig(**data.get("heldout", {}))
         if "cascade" in data:
             values["cascade"] = CascadeConfig(**data["cascade"])
         elif "proxy" in data:
-            # a run stored before the cascade: its proxy grid and held-out stage as they were then
+            # a run stored before the cascade: no long stage, no audit (its held-out stage is its own)
             values["cascade"] = CascadeConfig(long={}, audit={})
         return cls(**values)
 

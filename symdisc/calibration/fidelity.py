@@ -12,12 +12,12 @@ import random
 from dataclasses import asdict
 
 from symdisc.calibration.truth import Journal
-from symdisc.config import CascadeConfig, ProxyConfig
+from symdisc.config import CascadeConfig, HeldoutConfig, ProxyConfig
 from symdisc.judge.realdata import neighbour_lrs
 from symdisc.store import FIDELITY, best_key
 
 OLD_PROXY = dict(asdict(ProxyConfig()), lrs=(1e-3, 1e-2, 1e-1))
-OLD_HELDOUT = dict(CascadeConfig().heldout, lrs=(1e-4, 1e-3, 1e-2, 1e-1))
+OLD_HELDOUT = dict(asdict(HeldoutConfig()), lrs=(1e-4, 1e-3, 1e-2, 1e-1))
 FIDELITIES = ("proxy_old", "heldout_old", "proxy", "heldout", "long", "audit")
 
 

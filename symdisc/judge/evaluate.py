@@ -33,9 +33,13 @@ def _failure(stage: str, err: CandidateError, ms: dict) -> dict:
 
 
 def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | None = None,
-             cascade: dict | None = None) -> dict:
-    """``cascade``: per real-data stage (heldout, long, audit) its RealStage dict, plus ``lrs`` to
-    search instead of the stage's grid (the half-decades around a lower stage's best)."""
+             heldout: dict | None = None, cascade: dict | None = None) -> dict:
+    """``heldout``: the held-out stage's config (a HeldoutConfig dict); ``cascade``: per real-data
+    stage (heldout, long, audit) its config dict, plus ``lrs_override`` to search instead of the
+    stage's grid (the half-decades around a lower stage's best)."""
+    cascade = dict(cascade or {})
+    if heldout and "heldout" not in cascade:
+        cascade["heldout"] = heldout
     ms: dict = {}
     t0 = time.perf_counter()
     # Never trust the parent: the worker runs the gate again on exactly what it will execute.
@@ -84,7 +88,7 @@ def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | N
     for stage in REAL_STAGES:
         if stage not in stages:
             continue
-        failed = _real_stage(stage, update, memory, (cascade or {}).get(stage), result, ms)
+        failed = _real_stage(stage, update, memory, cascade.get(stage), result, ms)
         if failed is not None:
             return failed
     return result

@@ -14,17 +14,9 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from symdisc.config import HeldoutConfig
 from symdisc.judge import realdata
 from symdisc.judge.realdata import RealStage
-
-HeldoutConfig = RealStage  # the defaults of RealStage are the held-out stage
-
-
-def stage_config(spec: Optional[dict]) -> Optional[RealStage]:
-    """A stage config from its stored dict; an empty dict turns the stage off."""
-    if spec is None:
-        return RealStage()
-    return RealStage(**spec) if spec else None
 
 
 def prepare(cfg: Optional[RealStage] = None) -> None:

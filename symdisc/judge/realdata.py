@@ -25,28 +25,14 @@ from symdisc.data import flip_labels
 from symdisc.judge.harness import CheckedRule
 from symdisc.judge.restricted import CandidateError
 
-HALF_DECADE = tuple(round(10 ** (-4 + 0.5 * i), 8) for i in range(7))  # 1e-4, 3.2e-4, ..., 1e-1
+from symdisc.config import HALF_DECADE, HeldoutConfig
+
+RealStage = HeldoutConfig  # one config class for every real-data stage; its defaults are stage 3's
 
 
-@dataclass
-class RealStage:
-    dataset: str = "fashion-mnist"
-    noise: float = 0.2
-    model: str = "mlp"  # mlp | cnn
-    hidden: int = 32  # mlp: hidden units; cnn: channels of the first conv (the second has twice as many)
-    n_train: int = 2048
-    n_val: int = 2000
-    steps: int = 150
-    batch: int = 64
-    seeds: int = 2
-    seed_base: int = 7000  # disjoint from the proxy's task seeds (1000 ...)
-    lrs: tuple = HALF_DECADE
-
-    def __post_init__(self):
-        self.lrs = tuple(float(lr) for lr in self.lrs)
-
-    def key(self) -> tuple:
-        return tuple(sorted((k, v) for k, v in asdict(self).items() if k != "lrs"))
+def _key(cfg: RealStage) -> tuple:
+    """What a stage's tasks depend on (not its lr grid)."""
+    return tuple(sorted((k, v) for k, v in asdict(cfg).items() if k != "lrs"))
 
 
 def split_indices(n_total: int, n_train: int, n_val: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +73,7 @@ def _init(model: str, shape_in: tuple, hidden: int, classes: int, g: torch.Gener
 
 
 def prepare(cfg: RealStage, dataset=None) -> _Seeded:
-    key = cfg.key()
+    key = _key(cfg)
     if key in _TASKS:
         return _TASKS[key]
     if dataset is None:

@@ -55,10 +55,13 @@ class Sandbox(ChildProcess):
     """A persistent worker. Use as a context manager; ``evaluate`` never raises for candidate faults."""
 
     def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, isolation: str = "auto",
-                 heldout: bool = False, cascade: Optional[dict] = None):
+                 heldout=False, cascade: Optional[dict] = None):
         super().__init__()
-        self.cascade = cascade  # real-data stage configs the worker prepares before lock-down
-        self.heldout = heldout  # load the funnel's held-out data set in the worker before lock-down
+        # Load the funnel's held-out data set in the worker before lock-down: True for the default
+        # stage, or a run's HeldoutConfig as a dict.
+        self.heldout = heldout
+        # every real-data stage the worker prepares before lock-down (heldout, long, audit configs)
+        self.cascade = cascade
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.isolation = isolation
@@ -74,11 +77,11 @@ class Sandbox(ChildProcess):
         env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                    PYTHONDONTWRITEBYTECODE="1", SYMDISC_SANDBOX_MEMORY_MB=str(self.memory_mb))
         if self.heldout:
-            env["SYMDISC_HELDOUT"] = "1"
+            env["SYMDISC_HELDOUT"] = json.dumps(self.heldout) if isinstance(self.heldout, dict) else "1"
             if self.cascade is None:
                 from symdisc.config import CascadeConfig
 
-                self.cascade = CascadeConfig().worker_specs()
+                self.cascade = CascadeConfig().worker_specs(self.heldout if isinstance(self.heldout, dict) else None)
             env["SYMDISC_CASCADE"] = json.dumps(self.cascade)
         try:
             self.spawn(prefix + [sys.executable, "-u", str(sandbox_worker_path())], env)
@@ -102,11 +105,12 @@ class Sandbox(ChildProcess):
         self.close()
 
     def evaluate(self, code: str, memory: str = SCALAR, stages=("probe",), proxy: Optional[dict] = None,
-                 timeout_s: Optional[float] = None, cascade: Optional[dict] = None) -> dict:
+                 timeout_s: Optional[float] = None, heldout: Optional[dict] = None,
+                 cascade: Optional[dict] = None) -> dict:
         """Run a candidate through the requested stages; a stalled or dead worker is a verdict."""
         timeout = timeout_s or self.timeout_s
         request = {"op": "evaluate", "code": code, "memory": memory, "stages": list(stages),
-                   "proxy": proxy, "cpu_s": timeout * 2}
+                   "proxy": proxy, "heldout": heldout, "cpu_s": timeout * 2}
         if cascade is not None:
             request["cascade"] = cascade
         return self._request(request, timeout)

@@ -84,16 +84,12 @@ class Evolution:
         run = store.get_run(run_id, kind="evolve")
         if run["kind"] != "evolve":
             raise UsageError(f"run {run['id']} is a {run['kind']} run, not an evolution")
-        if run["status"] == "finished" and not overrides:
+        if run["status"] == "finished" and not {"candidates", "minutes"} & set(overrides or {}):
             raise UsageError(f"run {run['id']} is finished; raise its budget with --candidates or --minutes")
         if run["status"] == "running" and run.get("pid") and run["pid"] != os.getpid() and _pid_alive(run["pid"]):
             raise UsageError(f"run {run['id']} is still running (pid {run['pid']})")
-        saved = dict(run["config"])
-        prompts = saved.pop("prompts", None)
-        config = EvolveConfig.from_dict(saved)
-        for key, value in (overrides or {}).items():
-            setattr(config, key, value)
-        config.validate()
+        prompts = run["config"].get("prompts")
+        config = EvolveConfig.resumed(run["config"], overrides).validate()
         texts = PromptTexts(**prompts) if prompts else load_prompts(config.memory)
         summary = run.get("summary") or {}
         evo = cls(store, run["id"], config, texts, cls._as_proposer(proposer, params_b), gate, sandbox, on_event,
@@ -217,7 +213,7 @@ class Evolution:
         cascade = self.config.cascade
         if not self._promote(update["fitness"], "proxy", cascade.proxy_margin, always):
             return
-        detail = self._real_stage(candidate_id, code, "heldout", cascade.heldout, update)
+        detail = self._real_stage(candidate_id, code, "heldout", asdict(self.config.heldout), update)
         if detail is None:
             return
         update["heldout"] = detail["fitness"]
