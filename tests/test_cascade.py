@@ -49,16 +49,37 @@ def test_real_data_stages_select_on_training_data_only(model):
     assert 0.0 <= result["fitness"] <= 1.0 and len(result["per_seed"]) == cfg.seeds
 
 
+def _guarded(ds):
+    """The real data set, with its test split made unreadable."""
+    guarded = object.__new__(_NoTest)
+    for name in ("name", "x_train", "y_train", "classes"):
+        object.__setattr__(guarded, name, getattr(ds, name))
+    return guarded
+
+
 def test_default_stages_and_ground_truth_never_split_from_test():
-    from symdisc.config import CascadeConfig
+    from dataclasses import asdict
+
+    from symdisc.config import CascadeConfig, HeldoutConfig
 
     fit, val = truth.split_indices(60_000, 12_000, 2_000, seed=0)
     assert not set(fit.tolist()) & set(val.tolist()) and max(fit.max(), val.max()) < 60_000
     cascade = CascadeConfig()
-    for spec in (cascade.heldout, cascade.long, cascade.audit):
-        stage = realdata.RealStage(**spec)
-        assert stage.n_train + stage.n_val <= 50_000  # fits inside every training split used
-    assert cascade.heldout["seed_base"] != cascade.long["seed_base"] != cascade.audit["seed_base"]
+    specs = cascade.worker_specs(asdict(HeldoutConfig()))
+    assert len({s["seed_base"] for s in specs.values()}) == 3
+    loaded = {}
+    for stage, spec in specs.items():
+        cfg = realdata.RealStage(**spec)
+        if data.locate(cfg.dataset) is None:
+            continue
+        if cfg.dataset not in loaded:
+            loaded[cfg.dataset] = _guarded(data.load(cfg.dataset))
+        realdata._TASKS.pop(realdata._key(cfg), None)
+        tasks = realdata.prepare(cfg, dataset=loaded[cfg.dataset])  # would raise if it read the test split
+        for train_idx, val_idx in tasks.indices:
+            assert not set(train_idx.tolist()) & set(val_idx.tolist())
+            assert max(train_idx.max(), val_idx.max()) < len(loaded[cfg.dataset].x_train)
+        realdata._TASKS.pop(realdata._key(cfg), None)
 
 
 def test_half_decade_grids():

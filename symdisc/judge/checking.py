@@ -31,19 +31,21 @@ def check_candidate(source: str, memory: str, timeout_s: float = 30.0) -> dict:
     return outcome
 
 
-def score_candidate(source: str, memory: str, timeout_s: float = 120.0, cascade=None, proxy=None) -> dict:
+def score_candidate(source: str, memory: str, timeout_s: float = 120.0, cascade=None, proxy=None,
+                    heldout=None) -> dict:
     """``symdisc check --score``: a rule through every stage a run would take it (a lone candidate is
     its own stage's best, so the cascade promotes it all the way), each stage's score, noise band,
     lr and seconds, and ``rank_score``: the score a run would rank it by (its highest stage)."""
     from dataclasses import asdict
 
-    from symdisc.config import CascadeConfig, ProxyConfig
+    from symdisc.config import CascadeConfig, HeldoutConfig, ProxyConfig
     from symdisc.data import locate
     from symdisc.judge.realdata import neighbour_lrs
     from symdisc.store import FIDELITY
 
     cascade = cascade or CascadeConfig()
     proxy = proxy or ProxyConfig()
+    heldout = asdict(heldout or HeldoutConfig())
     outcome = check_candidate(source, memory, timeout_s=timeout_s)
     outcome.update(stages={}, rank_score=None, rank_stage=None, rank_band=None)
     if not outcome["ok"]:
@@ -51,7 +53,7 @@ def score_candidate(source: str, memory: str, timeout_s: float = 120.0, cascade=
     with GateClient() as gate:
         normalized = gate.check(source, memory).normalized
     real = locate("fashion-mnist") is not None
-    with Sandbox(timeout_s=timeout_s, heldout=real, cascade=cascade.worker_specs()) as sandbox:
+    with Sandbox(timeout_s=timeout_s, heldout=real, cascade=cascade.worker_specs(heldout)) as sandbox:
         def stage(name, stages, **kw):
             answer = sandbox.evaluate(normalized, memory, stages=stages, timeout_s=timeout_s, **kw)
             detail = answer.get(name)
@@ -71,7 +73,7 @@ def score_candidate(source: str, memory: str, timeout_s: float = 120.0, cascade=
         got = stage("proxy", ("proxy",), proxy=asdict(proxy))
         if got is None or not real:
             return outcome
-        held = stage("heldout", ("heldout",), cascade={"heldout": dict(cascade.heldout)})
+        held = stage("heldout", ("heldout",), cascade={"heldout": heldout})
         if held is None:
             return outcome
         if cascade.long:
