@@ -88,6 +88,9 @@ STAGES = {
     "bench": "full training on a real data set (symdisc bench)",
 }
 
+# The cascade's fidelities: the stages a run ranks by, cheapest first (a higher one outranks).
+FIDELITY = {"proxy": 1, "heldout": 2, "long": 3}
+
 ORIGINS = {
     "seed": "a built-in rule that starts every run",
     "llm": "written by the language model",

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Optional
 
-from symdisc.contract import ORIGINS, REASONS, STAGES, STATUSES
+from symdisc.contract import FIDELITY, ORIGINS, REASONS, STAGES, STATUSES  # noqa: F401 (FIDELITY re-exported)
 from symdisc.errors import StoreError, UsageError
 from symdisc.resources import symdisc_home
 
@@ -143,10 +143,9 @@ CANDIDATE_FIELDS = (
 
 # The one definition of a run's best candidate, used by `runs list`, `runs best`, the leaderboard,
 # the run summary, the prompt, every proposer and `bench RUN_ID`: the highest cascade fidelity a
-# candidate reached (1 proxy, 2 held-out, 3 long), then its score at that fidelity, then the
-# earlier candidate. Rows written without the cascade's columns fall back to held-out / proxy.
+# candidate reached (1 proxy, 2 held-out, 3 long), then its rank score at that fidelity (the mean
+# of its standardized stage scores: config.CascadeConfig.combine), then the earlier candidate. Rows written without the cascade's columns fall back to held-out / proxy.
 # best_key is the same order in Python; tiers() adds the noise band (ties within it).
-FIDELITY = {"proxy": 1, "heldout": 2, "long": 3}
 _FIDELITY_SQL = "COALESCE(fidelity, CASE WHEN heldout IS NOT NULL THEN 2 ELSE 1 END)"
 BEST_ORDER = f"{_FIDELITY_SQL} DESC, COALESCE(rank_score, heldout, fitness) DESC, seq ASC"
 
@@ -165,9 +164,9 @@ def rank_score(row: dict) -> float:
 
 
 def rank_value(row: dict) -> float:
-    """One number in the order of best_key (fidelity + score; scores are accuracies in [0, 1]):
-    for proposers that need a scalar objective (TPE, tournaments)."""
-    return fidelity_of(row) + rank_score(row)
+    """One number in the order of best_key (100 * fidelity + the rank score, clamped to +-49): for
+    proposers that need a scalar objective (TPE, tournaments)."""
+    return 100.0 * fidelity_of(row) + max(-49.0, min(49.0, rank_score(row)))
 
 
 def best_key(row: dict) -> tuple:

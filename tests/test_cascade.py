@@ -124,6 +124,16 @@ def test_library_has_twenty_diverse_rules_that_pass_the_gate():
         assert check_code(r["code"], r["memory"]).verdict.ok, r["name"]
 
 
+def test_rank_score_is_the_mean_standardized_score_of_the_stages_reached():
+    from symdisc.config import CascadeConfig
+
+    c = CascadeConfig(center={"proxy": 0.6, "heldout": 0.7}, scale={"proxy": 0.1, "heldout": 0.01},
+                      min_band={"proxy": 0.02, "heldout": 0.01})
+    assert c.combine({"proxy": 0.7}) == pytest.approx((1.0, 0.2))
+    score, band = c.combine({"proxy": 0.7, "heldout": 0.68})
+    assert score == pytest.approx((1.0 - 2.0) / 2) and band == pytest.approx((0.2 ** 2 + 1.0) ** 0.5 / 2)
+
+
 def test_noise_band_and_report_table():
     from symdisc.calibration.run import _noise
 
@@ -145,4 +155,8 @@ def test_check_score_json_reports_every_stage_and_the_rank_score(tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert {"proxy", "heldout", "long"} <= set(out["stages"])
-    assert out["rank_stage"] == "long" and out["rank_score"] == out["stages"]["long"]["score"]
+    from symdisc.config import CascadeConfig
+
+    assert out["rank_stage"] == "long"
+    expected = CascadeConfig().combine({s: out["stages"][s]["score"] for s in ("proxy", "heldout", "long")})[0]
+    assert out["rank_score"] == pytest.approx(expected)

@@ -75,17 +75,21 @@ def cascade_order(scores: dict, order: list[str], cascade: CascadeConfig) -> tup
     reached = {"proxy": 0, "heldout": 0, "long": 0}
     for seq, name in enumerate(order):
         s = scores[name]
-        row = {"name": name, "seq": seq, "fitness": s["proxy"]["score"], "fidelity": 1, "rank_score": s["proxy"]["score"]}
+        got = {"proxy": s["proxy"]["score"]}
+        row = {"name": name, "seq": seq, "fitness": s["proxy"]["score"], "fidelity": 1,
+               "rank_score": cascade.combine(got)[0]}
         seconds += s["proxy"]["s"]
         reached["proxy"] += 1
         if best["proxy"] is None or row["fitness"] >= best["proxy"] - cascade.proxy_margin:
             seconds += s["heldout"]["s"]
             reached["heldout"] += 1
-            row.update(fidelity=FIDELITY["heldout"], rank_score=s["heldout"]["score"], heldout=s["heldout"]["score"])
+            got["heldout"] = s["heldout"]["score"]
+            row.update(fidelity=FIDELITY["heldout"], rank_score=cascade.combine(got)[0], heldout=s["heldout"]["score"])
             if best["heldout"] is None or s["heldout"]["score"] >= best["heldout"] - cascade.heldout_margin:
                 seconds += s["long"]["s"]
                 reached["long"] += 1
-                row.update(fidelity=FIDELITY["long"], rank_score=s["long"]["score"])
+                got["long"] = s["long"]["score"]
+                row.update(fidelity=FIDELITY["long"], rank_score=cascade.combine(got)[0])
             best["heldout"] = max(best["heldout"] or 0.0, s["heldout"]["score"])
         best["proxy"] = max(best["proxy"] or 0.0, row["fitness"])
         rows.append(row)

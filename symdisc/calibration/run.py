@@ -60,7 +60,7 @@ def _noise(per_seed: list[list[float]]) -> tuple[Optional[float], Optional[float
     return 2 * sigma * (2 / seeds) ** 0.5, spearman([r[0] for r in rows], [r[1] for r in rows])
 
 
-def report(journal: Journal, say=print, orders: int = 20) -> dict:
+def report(journal: Journal, say=print, orders: int = 40) -> dict:
     from symdisc.calibration.fidelity import FIDELITIES, cascade_order, random_orders
     from symdisc.config import CascadeConfig
     from symdisc.search.funnel import ranks, spearman

@@ -12,7 +12,7 @@ def print_leaderboard(store, run_id: str, limit: int = 10) -> None:
 
     table = Table(title=f"run {run_id}: leaderboard (by the highest cascade stage reached, then the score there; "
                         "'=' places are ties within the noise band)")
-    for col in ("place", "id", "stage", "score ± band", "proxy", "held-out", "best lr", "origin", "state", "audit"):
+    for col in ("place", "id", "stage", "rank score ± band", "proxy", "held-out", "best lr", "origin", "state", "audit"):
         table.add_column(col)
     rows = store.leaderboard(run_id, limit)
     places = tiers(rows)

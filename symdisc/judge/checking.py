@@ -35,13 +35,14 @@ def score_candidate(source: str, memory: str, timeout_s: float = 120.0, cascade=
                     heldout=None) -> dict:
     """``symdisc check --score``: a rule through every stage a run would take it (a lone candidate is
     its own stage's best, so the cascade promotes it all the way), each stage's score, noise band,
-    lr and seconds, and ``rank_score``: the score a run would rank it by (its highest stage)."""
+    lr and seconds, and ``rank_score``: the score a run would rank it by (at its highest stage, the
+    mean of its standardized scores at every stage: CascadeConfig.combine)."""
     from dataclasses import asdict
 
     from symdisc.config import CascadeConfig, HeldoutConfig, ProxyConfig
     from symdisc.data import locate
     from symdisc.judge.realdata import neighbour_lrs
-    from symdisc.store import FIDELITY
+    from symdisc.contract import FIDELITY
 
     cascade = cascade or CascadeConfig()
     proxy = proxy or ProxyConfig()
@@ -53,6 +54,7 @@ def score_candidate(source: str, memory: str, timeout_s: float = 120.0, cascade=
     with GateClient() as gate:
         normalized = gate.check(source, memory).normalized
     real = locate("fashion-mnist") is not None
+    reached: dict = {}
     with Sandbox(timeout_s=timeout_s, heldout=real, cascade=cascade.worker_specs(heldout)) as sandbox:
         def stage(name, stages, **kw):
             answer = sandbox.evaluate(normalized, memory, stages=stages, timeout_s=timeout_s, **kw)
@@ -63,11 +65,13 @@ def score_candidate(source: str, memory: str, timeout_s: float = 120.0, cascade=
                                            "s": seconds}
                 return None
             per_seed = detail.get("per_seed") or []
-            band = float(cascade.min_band.get(name, 0.0))  # the calibrated band (see Evolution._band)
+            band = float(cascade.min_band.get(name, 0.0))  # the calibrated band (symdisc calibrate)
             outcome["stages"][name] = {"ok": True, "score": detail["fitness"], "band": band, "best_lr": detail["best_lr"],
                                        "per_seed": per_seed, "s": seconds}
             if name in FIDELITY:
-                outcome.update(rank_score=detail["fitness"], rank_stage=name, rank_band=band)
+                reached[name] = detail["fitness"]
+                score, rank_band = cascade.combine(reached)
+                outcome.update(rank_score=score, rank_stage=name, rank_band=rank_band)
             return detail
 
         got = stage("proxy", ("proxy",), proxy=asdict(proxy))

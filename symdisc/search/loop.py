@@ -190,8 +190,10 @@ class Evolution:
         proxy = answer.get("proxy") or {}
         update.update(status="evaluated", stage="proxy", fitness=answer.get("fitness"), best_lr=proxy.get("best_lr"),
                       fingerprint=answer.get("fingerprint"), state_scalars=answer.get("state_scalars"),
-                      state_bytes=answer.get("state_bytes"), fidelity=FIDELITY["proxy"], rank_score=answer.get("fitness"),
-                      rank_band=self._band("proxy", proxy.get("per_seed")))
+                      state_bytes=answer.get("state_bytes"), fidelity=FIDELITY["proxy"])
+        if answer.get("fitness") is not None:
+            score, band = self.config.cascade.combine({"proxy": answer["fitness"]})
+            update.update(rank_score=score, rank_band=band)
         twin = self.db.known_behaviour(answer.get("fingerprint"))
         if twin is not None:
             update.update(status="duplicate", reason="repeat", duplicate_of=twin,
@@ -201,15 +203,10 @@ class Evolution:
         return self._record(candidate_id, update)
 
     # -- the cascade (successive halving over stages ordered by cost) ----------------------------
-    def _band(self, stage: str, per_seed=None) -> float:
-        """A score's noise band at a stage: the seed-to-seed noise of a difference between two rules
-        there, as `symdisc calibrate` measured it (the seeds are shared by every candidate, so a
-        candidate's own spread over seeds mostly measures how hard each seed's task is)."""
-        return float(self.config.cascade.min_band.get(stage, 0.0))
-
     def _cascade(self, candidate_id: int, code: str, update: dict, always: bool) -> None:
         """Promote a candidate stage by stage while it scores within the stage's margin of that
-        stage's best so far; record its highest fidelity, the score there and its noise band."""
+        stage's best so far; record its highest fidelity and the rank score there (the mean of its
+        standardized scores at every stage reached: CascadeConfig.combine) with its noise band."""
         cascade = self.config.cascade
         if not self._promote(update["fitness"], "proxy", cascade.proxy_margin, always):
             return
@@ -219,8 +216,9 @@ class Evolution:
         update["heldout"] = detail["fitness"]
         if detail.get("failed"):
             return
-        update.update(fidelity=FIDELITY["heldout"], rank_score=detail["fitness"],
-                      rank_band=self._band("heldout", detail.get("per_seed")))
+        reached = {"proxy": update["fitness"], "heldout": detail["fitness"]}
+        score, band = cascade.combine(reached)
+        update.update(fidelity=FIDELITY["heldout"], rank_score=score, rank_band=band)
         if not cascade.long or not self._promote(detail["fitness"], "heldout", cascade.heldout_margin, always):
             return
         from symdisc.judge.realdata import neighbour_lrs
@@ -229,8 +227,8 @@ class Evolution:
         long = self._real_stage(candidate_id, code, "long", spec, update)
         if long is None or long.get("failed"):
             return
-        update.update(fidelity=FIDELITY["long"], rank_score=long["fitness"],
-                      rank_band=self._band("long", long.get("per_seed")))
+        score, band = cascade.combine(dict(reached, long=long["fitness"]))
+        update.update(fidelity=FIDELITY["long"], rank_score=score, rank_band=band)
 
     def _promote(self, score: Optional[float], stage: str, margin: float, always: bool) -> bool:
         """Successive halving: on to the next stage only within ``margin`` of this stage's best."""

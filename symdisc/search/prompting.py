@@ -62,17 +62,16 @@ def load_prompts(memory: str, folder: Optional[Path] = None) -> PromptTexts:
 def format_programs(programs: list[dict]) -> str:
     """Programs in ascending order of the run's ranking (the highest fidelity reached, then the score
     there), so the best sits closest to the instruction; each score with its stage and noise band."""
-    from symdisc.store import fidelity_of, rank_score, rank_value
+    from symdisc.store import rank_value
 
     if not programs:
         return "(none yet)"
-    stage_names = {1: "proxy", 2: "real data", 3: "real data, long"}
     blocks = []
     for p in sorted(programs, key=rank_value):
         label = f" ({p['name']})" if p.get("name") else ""
-        band = f" ± {p['rank_band']:.3f}" if p.get("rank_band") else ""
-        stage = stage_names.get(fidelity_of(p), "proxy")
-        blocks.append(f"# score {rank_score(p):.4f}{band} [{stage}]{label}\n{(p.get('normalized') or p['code']).strip()}")
+        stage = "proxy" if p.get("heldout") is None else f"real data; proxy {p['fitness']:.4f}"
+        shown = p["fitness"] if p.get("heldout") is None else p["heldout"]
+        blocks.append(f"# score {shown:.4f} [{stage}]{label}\n{(p.get('normalized') or p['code']).strip()}")
     return "\n\n".join(blocks)
 
 
