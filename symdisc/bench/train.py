@@ -83,7 +83,7 @@ def tune_lr(entry: Entry, trials: int, x_train, y_train, model_kind: str, steps:
     def objective(trial):
         lr = trial.suggest_float("lr", entry.default_lr / 30, entry.default_lr * 30, log=True)
         result = train(entry, lr, x_fit, y_fit, x_val, y_val, model_kind, seed, steps, batch, eval_every=steps)
-        return 0.0 if result.diverged or result.verdict else result.final_acc
+        return 0.0 if result.diverged or getattr(result, "verdict", None) else result.final_acc
 
     # Optuna samples its first 10 trials at random by default, which for budgets of ~10 would make
     # this random search; a third of the budget (at least 3) is enough to seed TPE's model.
