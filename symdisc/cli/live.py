@@ -6,7 +6,6 @@ candidate, so the output stays readable as a log.
 
 from __future__ import annotations
 
-import sys
 import time
 
 
@@ -90,6 +89,3 @@ class EvolveView:
                  f"{s.get('elapsed_s', 0):.0f} s")
         return Group(f"[bold]symdisc evolve[/bold] {self.status}", speed, board, rejections)
 
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()

@@ -80,7 +80,7 @@ def _rosenbrock():
     return start, loss_and_grad, 80
 
 
-def _descend(rule: CheckedRule, problem, report: ProbeReport, name: str) -> tuple[float, float]:
+def _descend(rule: CheckedRule, problem, name: str) -> tuple[float, float]:
     start, loss_and_grad, steps = problem
     f0 = loss_and_grad(start)[0]
     best = (float("inf"), None)
@@ -183,8 +183,8 @@ def run_probes(rule: CheckedRule) -> ProbeReport:
     report = ProbeReport()
     _lr_zero(rule)
     _follows_grad(rule)
-    report.quadratic_ratio, report.lr_quadratic = _descend(rule, _quadratic(), report, "quadratic")
-    report.rosenbrock_ratio, report.lr_rosenbrock = _descend(rule, _rosenbrock(), report, "Rosenbrock")
+    report.quadratic_ratio, report.lr_quadratic = _descend(rule, _quadratic(), "quadratic")
+    report.rosenbrock_ratio, report.lr_rosenbrock = _descend(rule, _rosenbrock(), "Rosenbrock")
     _scales(rule, report.lr_quadratic)
     report.scaling_s = scaling(rule)[-1]
     report.calls = rule.calls
