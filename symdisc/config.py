@@ -225,3 +225,7 @@ class BenchConfig:
     data_dir: Optional[str] = None
     threads: int = field(default_factory=lambda: os.cpu_count() or 2)
     evals_per_epoch: int = 1
+    # Rules from a model, a run, a candidate or a contract-form file train inside the sandbox worker.
+    unsandboxed: bool = False  # --unsandboxed: train them in this process (code the user has read)
+    sandbox_memory_mb: int = 4096  # address space for the training worker, beyond its loaded data
+    epoch_timeout_s: float = 600.0  # wall clock per epoch in the worker

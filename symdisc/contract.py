@@ -61,6 +61,8 @@ REASONS = {
     # stage 0 probes
     "no_descent": "the rule does not descend a simple function with any learning rate tried",
     "unstable": "the rule blows up on tiny or huge gradients",
+    "ignores_grad": "the step does not follow the gradient (it is the same for opposite gradients)",
+    "superlinear": "time or memory of one step grows faster than linearly in the parameter's size",
     # proxy fitness
     "diverged": "training diverged (NaN or exploding loss)",
 }

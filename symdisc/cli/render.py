@@ -69,7 +69,12 @@ def print_bench(report: dict) -> None:
             table.add_row(name, f"{s['lr']:.3g}", f"{s['final_mean']:.4f} ± {s['final_std']:.4f}",
                           f"{s['best_mean']:.4f} ± {s['best_std']:.4f}", state, s["memory_class"],
                           f"{s['steps_per_s']:.1f}", f"{s['seeds']}{diverged}")
+        for name, f in data.get("failed", {}).items():
+            table.add_row(name, "-", f"stopped: {f['reason']}", "-", "-", "-", "-", f"seed {f['seed']}")
         out.print(table)
+        for name, f in data.get("failed", {}).items():
+            out.print(f"  {name}: {f['reason']} ({f['message']}) in seed {f['seed']}; the sandbox stopped it, "
+                      "the other optimizers' results and files are kept", highlight=False)
         for line in data["verdicts"]:
             out.print(f"  {line}", highlight=False)
     if "overall_fitness" in report:
@@ -81,6 +86,11 @@ def print_bench(report: dict) -> None:
             cells = [f"{report['tasks'][t]['summary'][name]['evo_fitness']:.4f}" for t in tasks]
             table.add_row(name, f"{fit:.4f}", *cells)
         out.print(table)
+    for name, where in report.get("execution", {}).items():
+        out.print(f"{name} ran {where}", highlight=False)
+    if report.get("sandbox"):
+        lim = report["sandbox"]
+        out.print("sandbox limits: " + ", ".join(f"{k} {v}" for k, v in lim.items()), highlight=False)
     for task, files in report["files"].items():
         out.print(f"files ({task}): {', '.join(files.values())}", highlight=False)
     out.print(f"wall time {report.get('wall_s', 0):.0f} s", highlight=False)

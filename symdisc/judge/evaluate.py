@@ -11,7 +11,7 @@ import torch
 from symdisc.contract import SCALAR
 from symdisc.judge.gate import check_code
 from symdisc.judge.harness import CheckedRule
-from symdisc.judge.probes import run_probes
+from symdisc.judge.probes import PROBE_REASONS, run_probes
 from symdisc.judge.restricted import CandidateError, compile_candidate
 
 
@@ -61,7 +61,7 @@ def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | N
             report = run_probes(rule)
         except CandidateError as err:
             ms["probe"] = (time.perf_counter() - t1) * 1e3
-            stage = "sandbox" if err.reason not in ("no_descent", "unstable", "ignores_lr") else "probe"
+            stage = "sandbox" if err.reason not in PROBE_REASONS else "probe"
             return _failure(stage, err, ms)
         ms["probe"] = (time.perf_counter() - t1) * 1e3
         result["probe"] = report.as_dict()
