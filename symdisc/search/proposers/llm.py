@@ -27,7 +27,7 @@ from symdisc.search.diversity import REWARD_MAX, Bandit, Islands
 from symdisc.search.prompting import (UPDATE_GRAMMAR, grammar_enabled, operator_message, program_text,
                                       user_message)
 from symdisc.search.proposers import Proposal
-from symdisc.store import best_key
+from symdisc.store import best_key, rank_value
 
 EDITS = ("mutate", "crossover", "constants", "simplify")  # operators that need a parent with a score
 
@@ -142,7 +142,7 @@ class LLMProposer:
         shown = evolution.db.select(config.prompt_programs, rng)
         errors = evolution.store.last_errors(evolution.run_id, config.prompt_errors)
         user = user_message(evolution.texts, shown, errors)
-        parent = max(shown, key=lambda p: p["fitness"])["id"] if shown else None
+        parent = max(shown, key=rank_value)["id"] if shown else None
         request = self._request(user, config.sampling.temperature, seq, 0)
         return Draft(request, parent, {"operator": "legacy", "model": self.model_names[0],
                                        "temperature": request.temperature})
@@ -259,9 +259,9 @@ class LLMProposer:
 
 
 def _beats(child: dict, parent: dict) -> bool:
-    """On the proxy fitness both have (the held-out score only audits promotions)."""
+    """On the run's ranking score (store.rank_value: the highest cascade fidelity reached)."""
     return child.get("fitness") is not None and parent.get("fitness") is not None and \
-        child["fitness"] > parent["fitness"]
+        rank_value(child) > rank_value(parent)
 
 
 def _t(t: float) -> str:
