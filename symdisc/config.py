@@ -159,6 +159,7 @@ class EvolveConfig:
     parent_sharpness: float = 10.0  # ShinkaEvolve's lambda: how strongly parent weights favour fitness
     n_ctx: int = 4096
     llm_threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    parallel: int = 1  # requests decoded together by in-process llama.cpp (--parallel; see llm/batched.py)
     sandbox_timeout_s: float = 30.0
     sandbox_memory_mb: int = 2048
     cluster: str = "local"  # local (one process, no Ray) | auto | a Ray address such as HEAD:6379
@@ -191,6 +192,8 @@ class EvolveConfig:
             raise ConfigError("--islands and the migration interval must be at least 1")
         if not self.sampling.temperatures:
             raise ConfigError("give at least one temperature")
+        if self.parallel < 1:
+            raise ConfigError("--parallel must be at least 1")
         if self.api_concurrency < 1:
             raise ConfigError("--api-concurrency must be at least 1")
         for name in ("proposers", "evaluators"):
@@ -205,7 +208,7 @@ class EvolveConfig:
 
     # What --resume may change: where the run executes and how far it goes. Everything else is the
     # saved run's own (its model, prompts, proxy, seed), so a resumed run stays the same experiment.
-    RESUME_OVERRIDES = ("cluster", "proposers", "evaluators", "candidates", "minutes", "backend")
+    RESUME_OVERRIDES = ("cluster", "proposers", "evaluators", "candidates", "minutes", "backend", "parallel")
 
     @classmethod
     def resumed(cls, saved: dict, overrides: Optional[dict] = None) -> "EvolveConfig":

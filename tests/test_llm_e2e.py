@@ -71,3 +71,40 @@ def test_evolve_end_to_end_with_the_embedded_model(tmp_path):
             assert c["status"] in ("evaluated", "rejected", "failed", "duplicate")
             assert c["tokens_out"] > 0
     assert path.stat().st_size > 100_000_000  # the real 0.5B model ran, not a stand-in
+
+
+def test_batched_greedy_matches_one_at_a_time():
+    """Two sequences per decode, slots refilled as replies finish, prompt prefixes copied from the
+    cache: with greedy decoding every reply is token for token the one-at-a-time path's."""
+    from symdisc.llm import Request
+    from symdisc.llm.batched import BatchedLlamaBackend
+    from symdisc.llm.llamacpp import LlamaCppBackend
+    from symdisc.search.prompting import UPDATE_GRAMMAR, load_prompts
+
+    path = _require("smollm2-135m")
+    system = load_prompts("scalar").system_message()
+    users = ["Write a robust update rule.", "Write an update rule that uses the sign of the gradient.",
+             "Propose a new optimizer update.", "Write a robust update rule with momentum."]
+    requests = [Request(system=system, user=u, max_tokens=24 + 8 * i, temperature=0.0, seed=i, grammar=UPDATE_GRAMMAR,
+                        repeat_penalty=1.0) for i, u in enumerate(users)]
+    one = LlamaCppBackend(str(path), n_ctx=2048, n_threads=2, seed=0)
+    try:
+        expected = [one.generate(r) for r in requests]
+    finally:
+        one.close()
+    batched = BatchedLlamaBackend(str(path), slots=2, n_ctx=2048, n_threads=2, seed=0)
+    try:
+        got = batched.generate_many(requests)
+        reused = batched.stats["reused_tokens"]
+        # The thread-safe path (a Ray proposer actor with two slots): two callers share the batch.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            threaded = list(pool.map(batched.generate, requests[:2]))
+    finally:
+        batched.close()
+    assert [g.text for g in got] == [e.text for e in expected]
+    assert [g.tokens_out for g in got] == [e.tokens_out for e in expected]
+    assert [g.tokens_in for g in got] == [e.tokens_in for e in expected]
+    assert reused > 3 * expected[0].tokens_in // 2  # the system prefix was evaluated once, not four times
+    assert [g.text for g in threaded] == [e.text for e in expected[:2]]

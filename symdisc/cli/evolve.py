@@ -14,6 +14,10 @@ from symdisc.errors import UsageError
 from symdisc.cli.base import _heldout_available, _memory_option, _open_store, _print_json, _stderr, app
 from symdisc.cli.render import print_compare, print_leaderboard
 
+# Requests decoded together by in-process llama.cpp when --parallel is not given: chosen from
+# benchmarks/decode_throughput.py on this project's two-core machines (README, Faster generation).
+DEFAULT_PARALLEL = 4
+
 
 @app.command()
 def evolve(
@@ -36,6 +40,7 @@ def evolve(
     temperature: Optional[float] = typer.Option(None, help="One sampling temperature for every request (default: llm draws from --temperatures, the others use the run config's 0.8)."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Longest reply, in tokens (default 320)."),
     threads: Optional[int] = typer.Option(None, help="llama.cpp threads (default: all cores; evaluation runs between generations)."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", help=f"In-process llama.cpp: requests decoded together, sharing prompt prefixes (default {DEFAULT_PARALLEL}; 1: one at a time). See README, Faster generation."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="local (one process, the default), auto (a Ray cluster running here, else a new one) or a Ray address HEAD:6379."),
     proposers: Optional[int] = typer.Option(None, "--proposers", help="Cluster: proposer actors (default: one per node for llama.cpp, else one)."),
     evaluators: Optional[int] = typer.Option(None, "--evaluators", help="Cluster: evaluator actors, one sandbox each (default: the free CPUs)."),
@@ -60,7 +65,10 @@ def evolve(
         seed=seed, replay_run=replay, proposer=proposer, funnel=funnel, cluster=cluster or "local",
         proposers=proposers, evaluators=evaluators,
         sampling=SamplingConfig(**{k: v for k, v in dict(max_tokens=max_tokens, grammar=grammar).items()
-                                   if v is not None}))
+                                   if v is not None}),
+        # The default applies to in-process llama.cpp only; scripted, replayed and served replies
+        # keep the one-at-a-time loop unless --parallel asks otherwise.
+        parallel=parallel or (1 if (fake_replies is not None or replay or api_base) else DEFAULT_PARALLEL))
     if operators:
         config.operators = [op.strip() for op in operators.split(",") if op.strip()]
     if temperature is not None:
@@ -85,7 +93,7 @@ def evolve(
     saved = config
     # On --resume, the options given now replace the saved ones (a clustered run can go on locally).
     overrides = dict(cluster=cluster, proposers=proposers, evaluators=evaluators, candidates=candidates,
-                     minutes=minutes, backend="fake" if fake_replies is not None else None)
+                     minutes=minutes, backend="fake" if fake_replies is not None else None, parallel=parallel)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if resume is not None:
         saved = EvolveConfig.resumed(store.get_run(resume, kind="evolve")["config"], overrides)
@@ -179,6 +187,7 @@ def compare(
     repeats: int = typer.Option(2, "--repeats", "-r", help="Independent repeats per strategy (seeds 0..R-1)."),
     memory: str = typer.Option("scalar", "--memory", "-m"),
     model: str = typer.Option("auto", help="Model for the llm strategy."),
+    parallel: int = typer.Option(DEFAULT_PARALLEL, "--parallel", help="llm strategy, in-process llama.cpp: requests decoded together (1: one at a time)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel"),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figure (default: runs/compare/RUN_ID)."),
     as_json: bool = typer.Option(False, "--json"),
@@ -204,7 +213,7 @@ def compare(
     if any(n in LLM_PROPOSERS for n in names):
         from symdisc.llm import open_backend
 
-        backend, params_b = open_backend(EvolveConfig(model=model), store, say)
+        backend, params_b = open_backend(EvolveConfig(model=model, parallel=parallel), store, say)
 
     def build(name):
         return make_proposer(name, backend, params_b) if name in LLM_PROPOSERS else make_proposer(name)
@@ -212,7 +221,8 @@ def compare(
     heldout = funnel and _heldout_available(say)
     t0 = time.perf_counter()
     with GateClient() as gate, Sandbox(heldout=heldout) as sandbox:
-        report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox, funnel=heldout, say=say)
+        report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox, funnel=heldout, say=say,
+                             parallel=parallel)
     if backend is not None:
         backend.close()
     report["wall_s"] = round(time.perf_counter() - t0, 1)

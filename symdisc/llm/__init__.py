@@ -6,6 +6,7 @@ run, so backends that cache a prompt prefix (llama.cpp in-process does) only pay
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Optional, Protocol
@@ -53,16 +54,21 @@ class LazyBackend:
     loads its own copy of the model where it runs; ``cpus`` is what such an actor reserves.
     """
 
-    def __init__(self, recipe: Callable[[], "Backend"], info: dict, cpus: float = 1.0):
+    def __init__(self, recipe: Callable[[], "Backend"], info: dict, cpus: float = 1.0, slots: int = 1):
         self.recipe = recipe
         self.info = info
         self.name = info.get("backend", "lazy")
         self.cpus = cpus
+        if slots > 1:
+            self.slots = slots  # a batched generator: the actor takes this many requests at once
         self._backend = None
+        self._lock = threading.Lock()
 
     def generate(self, request: Request) -> Generation:
         if self._backend is None:
-            self._backend = self.recipe()
+            with self._lock:  # an actor with several slots calls in from several threads
+                if self._backend is None:
+                    self._backend = self.recipe()
         return self._backend.generate(request)
 
     def close(self) -> None:
@@ -71,7 +77,10 @@ class LazyBackend:
             self._backend = None
 
     def __getstate__(self) -> dict:
-        return dict(self.__dict__, _backend=None)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_backend", "_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _backend=None, _lock=threading.Lock())
 
 
 def api_bases(config) -> list:
@@ -116,11 +125,18 @@ def open_backend(config, store=None, say=None, lazy: bool = False):
             say(f"model: {model.name} ({model.path})")
         args = dict(n_ctx=config.n_ctx, n_threads=config.llm_threads, seed=config.seed, model_name=model.name,
                     model_sha256=model.sha256)
+        parallel = int(getattr(config, "parallel", 1) or 1)
+        kind_class = LlamaCppBackend
+        if parallel > 1:  # several requests decoded together in one context
+            from symdisc.llm.batched import BatchedLlamaBackend
+
+            kind_class, args = BatchedLlamaBackend, dict(args, slots=parallel)
         if lazy:
             info = {"backend": "llamacpp", "model": model.name, "model_path": str(model.path),
-                    "model_sha256": model.sha256, "n_ctx": config.n_ctx, "n_threads": config.llm_threads}
-            return LazyBackend(partial(LlamaCppBackend, str(model.path), **args), info), model.params_b
-        return LlamaCppBackend(str(model.path), **args), model.params_b
+                    "model_sha256": model.sha256, "n_ctx": config.n_ctx, "n_threads": config.llm_threads,
+                    "parallel": parallel}
+            return LazyBackend(partial(kind_class, str(model.path), **args), info, slots=parallel), model.params_b
+        return kind_class(str(model.path), **args), model.params_b
     from symdisc.errors import ConfigError
 
     raise ConfigError(f"unknown backend {kind!r} (auto, llamacpp, openai, replay)")

@@ -36,5 +36,19 @@ class ScriptedBackend:
         return Generation(text=text, tokens_in=len(request.user) // 4, tokens_out=len(text) // 4,
                           ms=(time.perf_counter() - t0) * 1e3, finish_reason="stop")
 
+    # The batched generator's interface (llm/batched.py), for tests of --parallel: requests are
+    # answered in the order given, ``wait`` hands back the oldest ``per_wait`` of them.
+    per_wait = 1
+
+    def submit(self, request: Request) -> int:
+        self._waiting = getattr(self, "_waiting", [])
+        self._tickets = getattr(self, "_tickets", 0) + 1
+        self._waiting.append((self._tickets, request))
+        return self._tickets
+
+    def wait(self) -> list:
+        done, self._waiting = self._waiting[:self.per_wait], self._waiting[self.per_wait:]
+        return [(ticket, self.generate(request)) for ticket, request in done]
+
     def close(self) -> None:
         pass

@@ -21,13 +21,15 @@ class LlamaCppBackend:
     def __init__(self, model_path: str, n_ctx: int = 4096, n_threads: Optional[int] = None, seed: int = 0,
                  model_name: Optional[str] = None, model_sha256: Optional[str] = None):
         try:
-            from llama_cpp import Llama
+            import llama_cpp  # noqa: F401
         except ImportError:
             raise ModelError("llama-cpp-python is not installed (pip install 'symdisc[llm]', or make install)") from None
         threads = n_threads or os.cpu_count() or 2
         try:
-            self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                             seed=seed, verbose=False)
+            from symdisc.llm.batched import load_llama
+
+            self.llm = load_llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                                  seed=seed, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp cannot load {model_path}: {exc}") from None
         self.n_ctx = n_ctx

@@ -40,7 +40,7 @@ def at_fraction(curve: list[float], budget: int, fraction: float) -> Optional[fl
 
 def run_compare(store: Store, proposers: list[str], evaluations: int, repeats: int, memory: str,
                 make_proposer: Callable[[str], object], gate, sandbox, proxy: Optional[ProxyConfig] = None,
-                funnel: bool = True, on_event=None, say=None) -> dict:
+                funnel: bool = True, on_event=None, say=None, parallel: int = 1) -> dict:
     say = say or (lambda message: None)
     config_record = {"proposers": proposers, "evaluations": evaluations, "repeats": repeats, "memory": memory,
                      "proxy": (proxy or ProxyConfig()).__dict__, "funnel": funnel}
@@ -52,7 +52,8 @@ def run_compare(store: Store, proposers: list[str], evaluations: int, repeats: i
                 say(f"{name}, repeat {repeat + 1}/{repeats}")
                 config = EvolveConfig(proposer=name, memory=memory, seed=repeat, evaluations=evaluations,
                                       candidates=evaluations * 5,  # a cap for proposers that are mostly rejected
-                                      funnel=funnel, proxy=proxy or ProxyConfig())
+                                      funnel=funnel, proxy=proxy or ProxyConfig(),
+                                      parallel=parallel if name == "llm" else 1)
                 evo = Evolution.start(store, config, make_proposer(name), gate, sandbox, on_event, parent_run=compare_id)
                 evo.run()
     except KeyboardInterrupt:

@@ -119,8 +119,52 @@ class Evolution:
 
     def _propose_until_spent(self) -> None:
         """One candidate at a time: propose, then judge (the cluster loop overlaps the two)."""
+        backend = self._batched_backend()
+        if backend is not None:
+            return self._propose_in_parallel(backend)
         while not self._budget_spent():
             self.step()
+
+    # -- several requests in flight (--parallel N) ---------------------------------------------
+    def _batched_backend(self):
+        """The proposer's backend when it decodes several requests together (``submit``/``wait``)."""
+        backend = getattr(self.proposer, "backend", None)
+        if self.config.parallel > 1 and hasattr(self.proposer, "prepare") and hasattr(backend, "submit"):
+            return backend
+        return None
+
+    def _propose_in_parallel(self, backend) -> None:
+        """Keep ``config.parallel`` requests in the batched generator. Each request is built from the
+        database as it stands when its slot frees up (the cluster loop's rule), and each reply is
+        stored (pending) and judged as soon as it is back, while the others wait in the cache.
+        Judging does not overlap decoding: on two cores a busy sandbox slows llama.cpp down more
+        than the overlap gains. A run stopped here loses only the replies not yet back."""
+        inflight: dict = {}  # ticket -> (seq, draft)
+        seq = self.store.next_seq(self.run_id)
+        while True:
+            while len(inflight) < self.config.parallel and self._room_for(len(inflight)):
+                self.on_event("generating", {"seq": seq})
+                draft = self.proposer.prepare(self, seq)
+                inflight[backend.submit(draft.request)] = (seq, draft)
+                seq += 1
+            if not inflight:
+                return
+            for ticket, generation in backend.wait():
+                got, draft = inflight.pop(ticket)
+                proposal = self.proposer.finish(draft, generation)
+                candidate_id = self._store_proposal(got, proposal)
+                self.proposer.observe(proposal.genome, self.judge(candidate_id, proposal.text))
+
+    def _room_for(self, coming: int) -> bool:
+        """Budget for one more proposal, counting the ``coming`` ones still being generated."""
+        c = self.config
+        if c.candidates is not None and self.llm_candidates() + coming >= c.candidates:
+            return False
+        if c.minutes is not None and self.elapsed_s() >= c.minutes * 60:
+            return False
+        if c.evaluations is not None and self.store.evaluated_count(self.run_id) + coming >= c.evaluations:
+            return False
+        return True
 
     def step(self) -> dict:
         seq = self.store.next_seq(self.run_id)

@@ -112,7 +112,7 @@ class Cluster:
         if self.backend is not None:
             nodes = len([n for n in ray.nodes() if n.get("Alive")])
             n_prop = self.n_proposers or (nodes if cpus else 1)
-            if hasattr(self.backend, "slots") and n_prop > 1:
+            if hasattr(self.backend, "slots") and not cpus and n_prop > 1:
                 # Model servers: the per-endpoint limit lives in the backend, and copies in several
                 # actors would each allow it. HTTP costs no CPU: one actor drives every slot.
                 self.say(f"cluster: one proposer actor drives all {slots} endpoint slot(s) "
