@@ -129,7 +129,7 @@
     });
     return el("div", {}, [f.svg, el("div", { "class": "legend" }, [
       el("span", { style: "--c:#2563eb", text: "proxy fitness" }), el("span", { style: "--c:#dc2626", text: "held-out (funnel)" }),
-      el("span", { style: "--c:#fff;outline:1px solid #667085", text: "\u25B3 a seed (built-in rule)" })])]);
+      el("span", { style: "--c:transparent", text: "\u25B3 a seed (built-in rule)" })])]);
   }
 
   function outcomeChart() {
