@@ -208,3 +208,35 @@ def test_view_modules_do_not_import_torch():
     code = ("import sys, symdisc.cli.app, symdisc.view.report, symdisc.view.html, symdisc.view.server; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_live_view_progress_eta_and_leaderboard_columns(scripted_run):
+    import io
+
+    from rich.console import Console
+
+    from symdisc.cli.live import EvolveView, budget_progress
+
+    p = budget_progress({"candidates": 50, "minutes": None}, {"candidates": 10, "elapsed_s": 20.0})
+    assert p["fraction"] == 0.2 and p["label"] == "10/50 candidates" and p["eta_s"] == 80.0
+    p = budget_progress({"candidates": 50, "minutes": 2}, {"candidates": 10, "elapsed_s": 90.0})
+    assert p["fraction"] == 0.75 and p["eta_s"] == 30.0  # the minutes end the run first
+    assert budget_progress({"candidates": None, "minutes": 1}, {"candidates": 0, "elapsed_s": 0})["eta_s"] == 60.0
+
+    db, run_id = scripted_run
+    store = Store(db, create=False)
+    out = io.StringIO()
+    console = Console(file=out, width=200, force_terminal=False)
+    view = EvolveView(store, lambda: run_id, console=console)
+    view("start", {"run_id": run_id, "config": EvolveConfig(candidates=20)})
+    view("candidate", {"row": store.candidates(run_id)[-1], "summary": {"candidates": 10, "elapsed_s": 5.0}})
+    assert "10/20 candidates" in out.getvalue() and "left ~0:05" in out.getvalue()
+    console.print(view._render())
+    text = out.getvalue()
+    assert "held-out score where the funnel gave one, then proxy fitness" in text
+    board = store.leaderboard(run_id, 5)
+    lines = [line for line in text.splitlines() if "proxy" not in line]
+    shown = [int(line.split()[1]) for line in lines if line.startswith("│") and line.split()[1].isdigit()]
+    assert shown[:len(board)] == [r["id"] for r in board]  # the rows in the store's one order
+    assert "50%" in text
+    store.close()
