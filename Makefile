@@ -12,7 +12,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 DEMO_CANDIDATES ?= 30
 DEMO_MODEL ?= qwen2.5-coder-0.5b
 
-.PHONY: install models test demo check-example bench bench-gate system-deps clean
+.PHONY: install models test demo check-example bench bench-gate system-deps schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ bench: install models
 	$(BIN)/python benchmarks/proxy_speed.py
 	$(BIN)/python benchmarks/evolve_speed.py
 	$(BIN)/python benchmarks/report_scale.py
+
+# The README's schema section, regenerated from the migrations (make test checks it is current).
+schema: install
+	$(BIN)/python -m symdisc.schema_doc --write README.md
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -104,9 +104,11 @@ def main() -> None:
 
         warm_up()
         if os.environ.get("SYMDISC_HELDOUT"):
+            from symdisc.config import HeldoutConfig
             from symdisc.judge.heldout import prepare
 
-            prepare()  # the funnel's real data, loaded while files can still be read
+            given = os.environ["SYMDISC_HELDOUT"]  # "1" or the run's held-out config as JSON
+            prepare(HeldoutConfig(**json.loads(given)) if given.startswith("{") else None)  # while files can be read
         evaluation.evaluate("def update(grad, param, state, lr, t):\n    return lr * grad\n",
                             stages=("probe", "proxy"), proxy={"seeds": 1, "steps": 2})
         applied = _lock_down(memory_mb)
@@ -131,7 +133,8 @@ def main() -> None:
         _set_cpu_budget(float(request.get("cpu_s", 60)))
         try:
             answer = evaluation.evaluate(request["code"], request.get("memory", "scalar"),
-                                         tuple(request.get("stages", ("probe",))), request.get("proxy"))
+                                         tuple(request.get("stages", ("probe",))), request.get("proxy"),
+                                         request.get("heldout"))
         except MemoryError:
             answer = {"ok": False, "stage": "sandbox", "reason": "memory", "message": "out of memory"}
         except RecursionError:

@@ -34,12 +34,36 @@ class ProxyConfig:
 
 
 @dataclass
+class HeldoutConfig:
+    """The funnel's held-out real-data stage (see judge/heldout.py); stored with the run."""
+
+    dataset: str = "fashion-mnist"
+    seeds: int = 2
+    seed_base: int = 7000  # disjoint from the proxy's task seeds (1000 ...)
+    lrs: tuple = (1e-4, 1e-3, 1e-2, 1e-1)
+    steps: int = 150
+    batch: int = 64
+    n_train: int = 2048
+    n_val: int = 2000
+    hidden: int = 32
+    noise: float = 0.2
+
+    def __post_init__(self):
+        self.lrs = tuple(float(lr) for lr in self.lrs)
+
+
+@dataclass
 class SamplingConfig:
+    """Sampling settings: the only place their defaults are written (backends' Request reads them)."""
+
     temperature: float = 0.8
     top_p: float = 0.95
     max_tokens: int = 320
     repeat_penalty: float = 1.05  # mild: code repeats names legitimately, but not whole terms
     grammar: Optional[bool] = None  # None: on for models under 2B parameters
+
+
+PROPOSERS = ("llm", "genome", "tpe", "random")  # search strategies (symdisc.search.proposers)
 
 
 @dataclass
@@ -69,10 +93,9 @@ class EvolveConfig:
     evaluators: Optional[int] = None  # cluster: evaluator actors (None: the cluster's free CPUs)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    heldout: HeldoutConfig = field(default_factory=HeldoutConfig)
 
     def validate(self) -> "EvolveConfig":
-        from symdisc.search.proposers import PROPOSERS
-
         if self.proposer not in PROPOSERS:
             raise ConfigError(f"proposer must be one of {', '.join(PROPOSERS)}, not {self.proposer!r}")
         if self.memory not in MEMORY_CLASSES:
@@ -95,12 +118,28 @@ class EvolveConfig:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    # What --resume may change: where the run executes and how far it goes. Everything else is the
+    # saved run's own (its model, prompts, proxy, seed), so a resumed run stays the same experiment.
+    RESUME_OVERRIDES = ("cluster", "proposers", "evaluators", "candidates", "minutes", "backend")
+
+    @classmethod
+    def resumed(cls, saved: dict, overrides: Optional[dict] = None) -> "EvolveConfig":
+        """A saved run's config (``prompts`` left out) with the options given on --resume applied."""
+        config = cls.from_dict({k: v for k, v in saved.items() if k != "prompts"})
+        for key, value in (overrides or {}).items():
+            if key not in cls.RESUME_OVERRIDES:
+                raise ConfigError(f"--resume cannot change {key}")
+            if value is not None:
+                setattr(config, key, value)
+        return config
+
     @classmethod
     def from_dict(cls, data: dict) -> "EvolveConfig":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["sampling"] = SamplingConfig(**data.get("sampling", {}))
         values["proxy"] = ProxyConfig(**data.get("proxy", {}))
+        values["heldout"] = HeldoutConfig(**data.get("heldout", {}))
         return cls(**values)
 
 

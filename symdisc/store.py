@@ -25,19 +25,19 @@ from symdisc.resources import symdisc_home
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ('create runs, candidates, evaluations', [
         """CREATE TABLE runs (
-            id            TEXT PRIMARY KEY,
-            kind          TEXT NOT NULL,               -- evolve | bench | compare
-            status        TEXT NOT NULL,               -- running | finished | interrupted | failed
+            id            TEXT PRIMARY KEY,            -- e.g. 20261126-004249-3540
+            kind          TEXT NOT NULL,               -- evolve, bench or compare
+            status        TEXT NOT NULL,               -- running, finished, interrupted or failed
             created_at    TEXT NOT NULL,
             updated_at    TEXT NOT NULL,
-            config_json   TEXT NOT NULL,               -- the dataclass config: enough to repeat the run
+            config_json   TEXT NOT NULL,               -- the dataclass config and prompt texts: enough to repeat the run
             model         TEXT,                        -- model name or path
-            model_sha256  TEXT,
-            backend       TEXT,
-            versions_json TEXT,                        -- symdisc, python, torch, llama_cpp versions
-            summary_json  TEXT,                        -- counts, rates, best fitness
-            host          TEXT,
-            pid           INTEGER
+            model_sha256  TEXT,                        -- of the GGUF file that ran
+            backend       TEXT,                        -- llamacpp, openai, pool, replay, fake or a strategy
+            versions_json TEXT,                        -- symdisc, Python, torch, llama-cpp-python, RestrictedPython
+            summary_json  TEXT,                        -- counts, rates, the best candidate
+            host          TEXT,                        -- where the run last ran
+            pid           INTEGER                      -- its process, to refuse a second live resume
         )
         """,
         """CREATE TABLE candidates (
@@ -45,30 +45,30 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             run_id        TEXT NOT NULL REFERENCES runs(id),
             seq           INTEGER NOT NULL,            -- 0, 1, 2 ... within the run
             created_at    TEXT NOT NULL,
-            origin        TEXT NOT NULL,               -- seed | llm | genome | tpe | random | simplify
+            origin        TEXT NOT NULL,               -- see candidates.origin below
             name          TEXT,                        -- for seeds: sgd, sign_sgd, ...
-            parent_id     INTEGER REFERENCES candidates(id),
+            parent_id     INTEGER REFERENCES candidates(id),  -- the program it was made from
             prompt        TEXT,                        -- the user part of the prompt (the system part is in config)
             response      TEXT,                        -- the model's raw reply
             code          TEXT,                        -- the extracted code
             normalized    TEXT,                        -- what the sandbox ran
-            ast_hash      TEXT,
+            ast_hash      TEXT,                        -- equal for programs that differ only in names or format
             fingerprint   TEXT,                        -- behaviour on fixed probe tensors
-            status        TEXT NOT NULL,               -- pending | rejected | failed | duplicate | evaluated
-            stage         TEXT,                        -- gate | sandbox | probe | proxy
-            reason        TEXT,                        -- a contract reason code
-            message       TEXT,
-            line          INTEGER,
-            fitness       REAL,
-            best_lr       REAL,
-            state_scalars INTEGER,
-            state_bytes   INTEGER,
-            duplicate_of  INTEGER REFERENCES candidates(id),
+            status        TEXT NOT NULL,               -- see candidates.status below
+            stage         TEXT,                        -- the stage of the verdict (see below)
+            reason        TEXT,                        -- a reason code (symdisc.contract.REASONS)
+            message       TEXT,                        -- the verdict in words
+            line          INTEGER,                     -- the source line a gate verdict points at
+            fitness       REAL,                        -- proxy fitness (mean clean accuracy)
+            best_lr       REAL,                        -- the learning rate the proxy scored best at
+            state_scalars INTEGER,                     -- numbers kept in state per parameter tensor
+            state_bytes   INTEGER,                     -- bytes of state per parameter tensor, measured
+            duplicate_of  INTEGER REFERENCES candidates(id),  -- the earlier program a repeat matches
             tokens_in     INTEGER,
             tokens_out    INTEGER,
-            gen_ms        REAL,
-            gate_ms       REAL,
-            eval_ms       REAL,
+            gen_ms        REAL,                        -- model time
+            gate_ms       REAL,                        -- gate round trip
+            eval_ms       REAL,                        -- sandbox round trip (NULL: never sent)
             UNIQUE (run_id, seq)
         )
         """,
@@ -77,14 +77,14 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         """CREATE TABLE evaluations (
             id            INTEGER PRIMARY KEY AUTOINCREMENT,
             candidate_id  INTEGER NOT NULL REFERENCES candidates(id),
-            stage         TEXT NOT NULL,               -- probe | proxy | heldout | bench
-            seed          INTEGER,
-            ok            INTEGER NOT NULL,
+            stage         TEXT NOT NULL,               -- the stage (see below)
+            seed          INTEGER,                     -- the task seed of this score
+            ok            INTEGER NOT NULL,            -- 1 passed, 0 failed
             fitness       REAL,
             reason        TEXT,
             message       TEXT,
             ms            REAL,
-            detail_json   TEXT,
+            detail_json   TEXT,                        -- per-learning-rate scores and the like
             created_at    TEXT NOT NULL
         )
         """,
@@ -94,17 +94,17 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         """CREATE TABLE bench_results (
             id            INTEGER PRIMARY KEY AUTOINCREMENT,
             run_id        TEXT NOT NULL REFERENCES runs(id),
-            task          TEXT NOT NULL,               -- fmnist-noisy, mnist, cifar10, ...
+            task          TEXT NOT NULL,               -- fmnist-noisy, fmnist, mnist, cifar10
             optimizer     TEXT NOT NULL,               -- a built-in name, a candidate or a file
             seed          INTEGER NOT NULL,
-            lr            REAL NOT NULL,
+            lr            REAL NOT NULL,               -- the learning rate it trained with
             final_acc     REAL,                        -- test accuracy at the end
             best_acc      REAL,                        -- best test accuracy over evaluations
             final_loss    REAL,                        -- mean training loss over the last 50 steps
             state_bytes   INTEGER,                     -- measured from the live optimizer state
             memory_class  TEXT,                        -- measured: scalar or buffers
-            steps_per_s   REAL,
-            diverged      INTEGER NOT NULL DEFAULT 0,
+            steps_per_s   REAL,                        -- training speed
+            diverged      INTEGER NOT NULL DEFAULT 0,  -- 1: NaN or exploding loss
             detail_json   TEXT,                        -- the accuracy curve
             created_at    TEXT NOT NULL
         )

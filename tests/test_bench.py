@@ -162,6 +162,25 @@ def test_evo_genome_schedule_and_terms():
     assert opt.param_groups[0]["lr"] == pytest.approx(10 ** -2.9199)
 
 
+
+def test_evo_genome_is_the_published_genome_in_both_forms():
+    # The genome is written once (search/genome.py); the bench's optimizer and the contract-form
+    # candidate built from it take the same steps over the 1,000-step budget they share.
+    from symdisc.search.genome import EVO_OPTIMIZER_LR, evo_optimizer_genome, to_source
+
+    torch.manual_seed(0)
+    start = torch.randn(7)
+    a, b = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    bench_opt = EvoGenome([a], total_steps=1000)
+    rule_opt = rule_optimizer_class(to_source(evo_optimizer_genome()), "genome", memory="buffers")([b], lr=EVO_OPTIMIZER_LR)
+    for step in range(150):
+        grad = torch.randn(7)
+        for p, opt in ((a, bench_opt), (b, rule_opt)):
+            p.grad = grad.clone()
+            opt.step()
+    assert not torch.equal(a.detach(), start)
+    assert torch.allclose(a.detach(), b.detach(), rtol=1e-4, atol=1e-6)
+
 def test_state_size_is_measured_from_live_state():
     _, adam = _trajectory(lambda ps: torch.optim.Adam(ps, lr=1e-3))
     n = 6 * 5 + 5 + 5 * 3 + 3

@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -96,16 +97,23 @@ def test_a_lost_evaluator_is_replaced(ray_cluster):
     with Cluster("auto", None, evaluators=1, timeout_s=10, say=said.append) as cluster:
         first = cluster.evaluators.actors[0]
         ray.kill(first)
-        with pytest.raises(ray.exceptions.RayError) as dead:
-            ray.get(first.ready.remote())
-        cluster.lost("evaluator", 0, dead.value)
+        dead = None
+        for _ in range(100):  # ray.kill is asynchronous: a call made at once may still be served
+            try:
+                ray.get(first.ready.remote(), timeout=10)
+            except ray.exceptions.RayError as exc:
+                dead = exc
+                break
+            time.sleep(0.1)
+        assert isinstance(dead, ray.exceptions.RayActorError), dead
+        cluster.lost("evaluator", 0, dead)
         assert cluster.evaluators.alive == [] and cluster.replacing("evaluator")
         # the in-line path waits for the replacement instead of failing the run
         answer = cluster.evaluate(VARIANTS[0], stages=("probe",))
         assert answer["ok"], answer
         assert cluster.evaluators.alive == [1] and not cluster.starting
         # the budget is one replacement per actor: the next loss is final
-        cluster.lost("evaluator", 1, dead.value)
+        cluster.lost("evaluator", 1, dead)
         assert not cluster.replacing("evaluator")
         with pytest.raises(Exception, match="every evaluator actor has died"):
             cluster.evaluate(VARIANTS[0], stages=("probe",))

@@ -178,3 +178,31 @@ def test_export_is_a_working_optimizer_with_resumable_state(tmp_path, name):
     train(model, opt, 1)
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.005)
+
+
+def test_one_best_everywhere(tmp_path):
+    # Candidate b has the best proxy fitness, c the best held-out score: every place that names a
+    # run's best must name c (BEST_ORDER), and a seed without a held-out score ranks below both.
+    from symdisc.bench.entries import resolve_entry
+    from symdisc.search.programs import ProgramDatabase
+
+    sgd = rules.source("sgd")
+    with Store(tmp_path / "symdisc.db") as store:
+        run_id = store.create_run("evolve", {"memory": "scalar"})
+        ids = {}
+        for seq, (name, fitness, heldout) in enumerate([("a", 0.70, None), ("b", 0.74, 0.60), ("c", 0.71, 0.66)]):
+            ids[name] = store.add_candidate(run_id, seq, "llm", status="evaluated", name=name, code=sgd,
+                                            normalized=sgd, fitness=fitness, heldout=heldout)
+        db = ProgramDatabase()
+        for row in store.candidates(run_id, ["evaluated"]):
+            db.add(row)
+        assert store.best(run_id)["id"] == ids["c"]
+        assert store.leaderboard(run_id, 3)[0]["id"] == ids["c"]
+        assert [r["id"] for r in store.leaderboard(run_id, 3)] == [ids["c"], ids["b"], ids["a"]]
+        assert db.best()["id"] == ids["c"]  # what the run summary reports
+        assert store.list_runs()[0]["best_id"] == ids["c"]
+        assert resolve_entry(run_id, store).label == f"candidate-{ids['c']}"
+    env = {"SYMDISC_HOME": str(tmp_path)}
+    listed = json.loads(_cli("runs", "list", "--json", env=env).stdout)
+    assert listed[0]["best_id"] == ids["c"] and listed[0]["best_heldout"] == 0.66
+    assert json.loads(_cli("runs", "best", run_id, "--json", env=env).stdout)["id"] == ids["c"]

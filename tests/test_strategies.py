@@ -75,6 +75,27 @@ def test_genome_proposers_run_through_the_same_loop(home, gate, sandbox, name):
             assert trial.value == pytest.approx(row["fitness"] if row["fitness"] is not None else 0.0)
 
 
+def test_tpe_models_after_a_third_of_a_small_budget(home, monkeypatch):
+    # Optuna's default of 10 random start-up trials would leave `compare -e 20` random for half
+    # its budget; the proposer sizes the start-up to the run's budget, as `bench --tune` does.
+    import optuna
+
+    from symdisc.search.proposers.tpe import TPEProposer, startup_trials
+
+    seen = []
+    real = optuna.samplers.TPESampler
+    monkeypatch.setattr(optuna.samplers, "TPESampler", lambda **kw: seen.append(kw) or real(**kw))
+
+    class Run:  # the little of an Evolution that start() reads
+        config = EvolveConfig(proposer="tpe", candidates=None, evaluations=20)
+        store = Store()
+        run_id = "tpe-startup"
+
+    TPEProposer().start(Run)
+    assert seen[-1]["n_startup_trials"] == startup_trials(20) == 6
+    assert startup_trials(6) == 3 and startup_trials(300) == 10
+
+
 def test_tpe_run_resumes_its_study(home, gate, sandbox):
     import optuna
 
@@ -165,10 +186,14 @@ def test_compare_gives_every_strategy_the_same_budget(home, gate, sandbox):
         for r in runs:
             assert store.evaluated_count(r["run_id"]) == 6
             assert store.get_run(r["run_id"])["parent_run"] == report["id"]
-            assert len(r["curve"]) == 6 and r["curve"] == sorted(r["curve"])
+            assert len(r["curve"]) == 6
+            proposed = [c["fitness"] for c in store.candidates(r["run_id"], ["evaluated", "duplicate"])
+                        if c["origin"] != "seed" and c["fitness"] is not None]
+            assert r["curve"][-1] == max(proposed, default=0.0)  # the curve ends at the strategy's own best
     assert store.get_run(report["id"])["kind"] == "compare"
     row = report["table"]["random"]
-    assert row["10%"]["mean"] <= row["100%"]["mean"]
+    finals = [r["curve"][-1] for r in report["results"]["random"]]
+    assert row["100%"]["mean"] == pytest.approx(sum(finals) / len(finals))
 
 
 def test_best_so_far_counts_sandbox_evaluations_only():

@@ -16,6 +16,7 @@ from torch.optim import Optimizer
 
 from symdisc import __version__, rules
 from symdisc.errors import UsageError
+from symdisc.search.genome import EVO_OPTIMIZER_LR, evo_optimizer_genome
 
 
 @dataclass
@@ -50,20 +51,19 @@ class EvoGenome(Optimizer):
     over ``total_steps``.
     """
 
-    GENOME = dict(terms=("SIGN_GRAD", "SIGN_GRAD", "ADAM_TERM", "ADAM_TERM"),
-                  alphas=(0.4121, 0.3224, 2.0030, 1.6322), lr=10 ** -2.9199, beta1=0.8553, beta2=0.9358,
-                  eps=10 ** -8.2642, weight_decay=10 ** -3.0112, warmup_steps=100)
+    GENOME = evo_optimizer_genome()
+    LR = EVO_OPTIMIZER_LR
 
-    def __init__(self, params, lr: float = GENOME["lr"], total_steps: int = 1000):
+    def __init__(self, params, lr: float = LR, total_steps: int = 1000):
         g = self.GENOME
-        super().__init__(params, dict(lr=lr, betas=(g["beta1"], g["beta2"]), eps=g["eps"],
-                                      weight_decay=g["weight_decay"]))
+        super().__init__(params, dict(lr=lr, betas=(g.beta1, g.beta2), eps=10 ** g.eps_log10,
+                                      weight_decay=10 ** g.wd_log10))
         self.total_steps = max(1, total_steps)
-        self.sign_weight = sum(a for t, a in zip(g["terms"], g["alphas"]) if t == "SIGN_GRAD")
-        self.adam_weight = sum(a for t, a in zip(g["terms"], g["alphas"]) if t == "ADAM_TERM")
+        self.sign_weight = sum(a for t, a in zip(g.terms, g.alphas) if t == "SIGN_GRAD")
+        self.adam_weight = sum(a for t, a in zip(g.terms, g.alphas) if t == "ADAM_TERM")
 
     def _schedule(self, step: int) -> float:
-        warmup = min(1.0, step / self.GENOME["warmup_steps"])
+        warmup = min(1.0, step / self.GENOME.warmup_steps)
         cosine = 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
         return warmup * cosine
 
@@ -118,7 +118,7 @@ BUILTINS: dict[str, OptimizerSpec] = {s.name: s for s in [
     OptimizerSpec("lion", 1e-4, _rule("lion", "buffers"), "Lion (symdisc/rules/lion.py)", "buffers"),
     OptimizerSpec("robust-zero-state", 1e-3, _rule("robust_zero_state", "scalar"),
                   "the original experiment's rule (symdisc/rules/robust_zero_state.py)", "scalar"),
-    OptimizerSpec("evo-genome", EvoGenome.GENOME["lr"], lambda params, lr, total_steps: EvoGenome(params, lr, total_steps),
+    OptimizerSpec("evo-genome", EvoGenome.LR, lambda params, lr, total_steps: EvoGenome(params, lr, total_steps),
                   "evo-optimizer's published genome", "buffers"),
 ]}
 

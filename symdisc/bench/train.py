@@ -16,6 +16,7 @@ from symdisc.config import BenchConfig
 from symdisc.errors import UsageError
 from symdisc.bench.optimizers import measured_memory_class, state_bytes
 from symdisc.bench.entries import Entry
+from symdisc.search.proposers.tpe import startup_trials
 
 
 TASKS = {
@@ -129,9 +130,7 @@ def tune_lr(entry: Entry, trials: int, x_train, y_train, model_kind: str, steps:
         result = train(entry, lr, x_fit, y_fit, x_val, y_val, model_kind, seed, steps, batch, eval_every=steps)
         return 0.0 if result.diverged else result.final_acc
 
-    # Optuna samples its first 10 trials at random by default, which for budgets of ~10 would make
-    # this random search; a third of the budget (at least 3) is enough to seed TPE's model.
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, trials // 3)))
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(trials))
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.enqueue_trial({"lr": entry.default_lr})  # the default is always one of the trials
     study.optimize(objective, n_trials=trials)

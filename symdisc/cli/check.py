@@ -47,45 +47,19 @@ def simplify(
     """Drop statements and round constants while the held-out score stays within the noise band."""
     from symdisc.judge.gateproc import GateClient
     from symdisc.judge.sandbox import Sandbox
-    from symdisc.search.simplify import simplify_code
+    from symdisc.search.simplify import simplify_candidate
 
     store = _open_store()
-    row = store.get_candidate(candidate_id)
-    if row["status"] not in ("evaluated", "duplicate") or not row.get("normalized"):
-        raise SymdiscError(f"candidate {candidate_id} did not pass evaluation ({row['status']}: {row['reason']})")
     err = _stderr()
     if not _heldout_available(lambda m: err.print(f"symdisc: {m}", highlight=False)):
         raise SymdiscError("simplify judges by the held-out score, which needs Fashion-MNIST")
-    run = store.get_run(row["run_id"])
-    memory = (run["config"] or {}).get("memory", "scalar")
-    from symdisc.config import ProxyConfig
-
-    proxy = (run["config"] or {}).get("proxy") or ProxyConfig().__dict__
     with GateClient() as gate, Sandbox(heldout=True) as sandbox:
-        def score(code):
-            gated = gate.check(code, memory)
-            if not gated.verdict.ok:
-                return None
-            answer = sandbox.evaluate(gated.normalized, memory, stages=("probe", "proxy", "heldout"), proxy=proxy,
-                                      timeout_s=120)
-            return answer if answer.get("ok") and answer.get("heldout") else None
-
-        result = simplify_code(row["normalized"], score, say=lambda m: err.print(f"  {m}", highlight=False))
-    answer = result["answer"]
-    new_id = store.add_candidate(
-        row["run_id"], store.next_seq(row["run_id"]), "simplify", status="evaluated", parent_id=candidate_id,
-        name=f"simplified-{candidate_id}", code=result["code"], normalized=result["code"], response=result["code"],
-        fitness=answer["fitness"], best_lr=answer["proxy"]["best_lr"], heldout=answer["heldout"]["fitness"],
-        state_scalars=answer.get("state_scalars"), state_bytes=answer.get("state_bytes"),
-        fingerprint=answer.get("fingerprint"), eval_ms=answer["ms"].get("sandbox"))
-    report = {"id": new_id, "parent_id": candidate_id, "steps": result["steps"], "band": result["band"],
-              "heldout_before": result["original"]["heldout"]["fitness"], "heldout_after": answer["heldout"]["fitness"],
-              "size_before": result["size_before"], "size_after": result["size_after"], "code": result["code"]}
+        report = simplify_candidate(store, candidate_id, gate, sandbox, say=lambda m: err.print(f"  {m}", highlight=False))
     if as_json:
         _print_json(report)
         return
     out = _stdout()
-    out.print(f"candidate {candidate_id} -> {new_id}: {len(result['steps'])} simplifications, syntax nodes "
-              f"{result['size_before']} -> {result['size_after']}, held-out {report['heldout_before']:.4f} -> "
-              f"{report['heldout_after']:.4f} (noise band {result['band']:.4f})", highlight=False)
-    sys.stdout.write(result["code"])
+    out.print(f"candidate {candidate_id} -> {report['id']}: {len(report['steps'])} simplifications, syntax nodes "
+              f"{report['size_before']} -> {report['size_after']}, held-out {report['heldout_before']:.4f} -> "
+              f"{report['heldout_after']:.4f} (noise band {report['band']:.4f})", highlight=False)
+    sys.stdout.write(report["code"])

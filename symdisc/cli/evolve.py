@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -29,8 +30,8 @@ def evolve(
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID (or latest) where it stopped."),
     replay: Optional[str] = typer.Option(None, "--replay", help="Re-score the replies logged by RUN_ID, without a model."),
     grammar: Optional[bool] = typer.Option(None, "--grammar/--no-grammar", help="Force the def update(...) skeleton (default: on below 2B parameters)."),
-    temperature: float = typer.Option(0.8, help="Sampling temperature."),
-    max_tokens: int = typer.Option(320, "--max-tokens", help="Longest reply, in tokens."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default: the run config's 0.8)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Longest reply, in tokens (default 320)."),
     threads: Optional[int] = typer.Option(None, help="llama.cpp threads (default: all cores; evaluation runs between generations)."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="local (one process, the default), auto (a Ray cluster running here, else a new one) or a Ray address HEAD:6379."),
     proposers: Optional[int] = typer.Option(None, "--proposers", help="Cluster: proposer actors (default: one per node for llama.cpp, else one)."),
@@ -54,7 +55,8 @@ def evolve(
         candidates=candidates if (candidates is not None or minutes is not None) else 50, minutes=minutes,
         seed=seed, replay_run=replay, proposer=proposer, funnel=funnel, cluster=cluster or "local",
         proposers=proposers, evaluators=evaluators,
-        sampling=SamplingConfig(temperature=temperature, max_tokens=max_tokens, grammar=grammar))
+        sampling=SamplingConfig(**{k: v for k, v in dict(temperature=temperature, max_tokens=max_tokens,
+                                                         grammar=grammar).items() if v is not None}))
     if threads:
         config.llm_threads = threads
     if fake_replies is not None:
@@ -70,21 +72,17 @@ def evolve(
 
     say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
     saved = config
+    # On --resume, the options given now replace the saved ones (a clustered run can go on locally).
+    overrides = dict(cluster=cluster, proposers=proposers, evaluators=evaluators, candidates=candidates,
+                     minutes=minutes, backend="fake" if fake_replies is not None else None)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     if resume is not None:
-        run = store.get_run(resume, kind="evolve")
-        saved = EvolveConfig.from_dict({k: v for k, v in run["config"].items() if k != "prompts"})
-        if fake_replies is not None:
-            saved.backend = "fake"
-    # On --resume, the cluster options given now replace the saved ones (a clustered run can go on locally).
-    placement = {k: v for k, v in dict(cluster=cluster, proposers=proposers, evaluators=evaluators).items()
-                 if v is not None}
-    for key, value in placement.items():
-        setattr(saved, key, value)
+        saved = EvolveConfig.resumed(store.get_run(resume, kind="evolve")["config"], overrides)
     clustered = saved.cluster != "local"
     if clustered and saved.backend == "replay":
         raise UsageError("--replay runs locally: leave out --cluster")
     the_proposer = _build_proposer(saved, store, say, fake_replies, fake_delay, clustered=clustered)
-    heldout = saved.funnel and _heldout_available(say)
+    heldout = asdict(saved.heldout) if saved.funnel and _heldout_available(say) else False
 
     if clustered:
         from symdisc.search.cluster import Cluster, ClusterEvolution
@@ -100,11 +98,6 @@ def evolve(
     evo = None
     with GateClient() as gate, evaluation as sandbox:
         if resume is not None:
-            overrides = dict(placement)
-            if candidates is not None:
-                overrides["candidates"] = candidates
-            if minutes is not None:
-                overrides["minutes"] = minutes
             evo = loop.resume(store, resume, the_proposer, gate, sandbox, view, overrides=overrides)
         else:
             evo = loop.start(store, config, the_proposer, gate, sandbox, view)

@@ -8,7 +8,6 @@ as a log.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Optional
 
@@ -178,6 +177,3 @@ class EvolveView:
                  f"{s.get('tokens_per_s') or 0:.1f} tok/s | {s.get('candidates_per_min') or 0:.1f} cand/min")
         return Group(f"[bold]symdisc evolve[/bold] {self.status}", bar, speed, *self.tables)
 
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()

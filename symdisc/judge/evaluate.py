@@ -32,7 +32,8 @@ def _failure(stage: str, err: CandidateError, ms: dict) -> dict:
     return {"ok": False, "stage": stage, "reason": err.reason, "message": err.message, "ms": ms}
 
 
-def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | None = None) -> dict:
+def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | None = None,
+             heldout: dict | None = None) -> dict:
     ms: dict = {}
     t0 = time.perf_counter()
     # Never trust the parent: the worker runs the gate again on exactly what it will execute.
@@ -79,11 +80,12 @@ def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | N
         result["stage"] = "proxy"
         result["fitness"] = result["proxy"]["fitness"]
     if "heldout" in stages:
+        from symdisc.config import HeldoutConfig
         from symdisc.judge.heldout import heldout_fitness
 
         t3 = time.perf_counter()
         try:
-            result["heldout"] = heldout_fitness(update, memory)
+            result["heldout"] = heldout_fitness(update, memory, HeldoutConfig(**heldout) if heldout else None)
         except CandidateError as err:
             ms["heldout"] = (time.perf_counter() - t3) * 1e3
             return _failure("heldout", err, ms)

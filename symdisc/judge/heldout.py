@@ -11,27 +11,14 @@ read files.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Callable, Optional
 
 import torch
 
+from symdisc.config import HeldoutConfig
 from symdisc.data import flip_labels, load
 from symdisc.judge.proxy import stack_tasks, student_init, train_stacked
-
-
-@dataclass
-class HeldoutConfig:
-    dataset: str = "fashion-mnist"
-    seeds: int = 2
-    seed_base: int = 7000  # disjoint from the proxy's task seeds (1000 ...)
-    lrs: tuple = (1e-4, 1e-3, 1e-2, 1e-1)
-    steps: int = 150
-    batch: int = 64
-    n_train: int = 2048
-    n_val: int = 2000
-    hidden: int = 32
-    noise: float = 0.2
 
 
 _TASKS: dict = {}

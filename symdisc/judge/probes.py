@@ -60,7 +60,7 @@ def _rosenbrock():
     return start, loss_and_grad, 80
 
 
-def _descend(rule: CheckedRule, problem, report: ProbeReport, name: str) -> tuple[float, float]:
+def _descend(rule: CheckedRule, problem, name: str) -> tuple[float, float]:
     start, loss_and_grad, steps = problem
     f0 = loss_and_grad(start)[0]
     best = (float("inf"), None)
@@ -116,8 +116,8 @@ def run_probes(rule: CheckedRule) -> ProbeReport:
     """Raise CandidateError on the first failed probe; return what was measured otherwise."""
     report = ProbeReport()
     _lr_zero(rule)
-    report.quadratic_ratio, report.lr_quadratic = _descend(rule, _quadratic(), report, "quadratic")
-    report.rosenbrock_ratio, report.lr_rosenbrock = _descend(rule, _rosenbrock(), report, "Rosenbrock")
+    report.quadratic_ratio, report.lr_quadratic = _descend(rule, _quadratic(), "quadratic")
+    report.rosenbrock_ratio, report.lr_rosenbrock = _descend(rule, _rosenbrock(), "Rosenbrock")
     _scales(rule, report.lr_quadratic)
     report.calls = rule.calls
     report.state_bytes = rule.state_bytes

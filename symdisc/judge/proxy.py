@@ -17,7 +17,7 @@ fails with ``diverged``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
@@ -37,7 +37,6 @@ class _Tasks:
     params0: list  # initial student parameters, stacked over networks
     batches: torch.Tensor  # (steps, N, batch) indices into the training set
     noisy_fraction: float = 0.0
-    extras: dict = field(default_factory=dict)
 
 
 _CACHE: dict = {}

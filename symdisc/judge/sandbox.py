@@ -55,9 +55,11 @@ class Sandbox(ChildProcess):
     """A persistent worker. Use as a context manager; ``evaluate`` never raises for candidate faults."""
 
     def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, isolation: str = "auto",
-                 heldout: bool = False):
+                 heldout=False):
         super().__init__()
-        self.heldout = heldout  # load the funnel's held-out data set in the worker before lock-down
+        # Load the funnel's held-out data set in the worker before lock-down: True for the default
+        # stage, or a run's HeldoutConfig as a dict.
+        self.heldout = heldout
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.isolation = isolation
@@ -73,7 +75,7 @@ class Sandbox(ChildProcess):
         env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                    PYTHONDONTWRITEBYTECODE="1", SYMDISC_SANDBOX_MEMORY_MB=str(self.memory_mb))
         if self.heldout:
-            env["SYMDISC_HELDOUT"] = "1"
+            env["SYMDISC_HELDOUT"] = json.dumps(self.heldout) if isinstance(self.heldout, dict) else "1"
         try:
             self.spawn(prefix + [sys.executable, "-u", str(sandbox_worker_path())], env)
         except OSError as exc:
@@ -96,11 +98,11 @@ class Sandbox(ChildProcess):
         self.close()
 
     def evaluate(self, code: str, memory: str = SCALAR, stages=("probe",), proxy: Optional[dict] = None,
-                 timeout_s: Optional[float] = None) -> dict:
+                 timeout_s: Optional[float] = None, heldout: Optional[dict] = None) -> dict:
         """Run a candidate through the requested stages; a stalled or dead worker is a verdict."""
         timeout = timeout_s or self.timeout_s
         request = {"op": "evaluate", "code": code, "memory": memory, "stages": list(stages),
-                   "proxy": proxy, "cpu_s": timeout * 2}
+                   "proxy": proxy, "heldout": heldout, "cpu_s": timeout * 2}
         return self._request(request, timeout)
 
     def ping(self, timeout_s: float = 5.0) -> bool:

@@ -6,9 +6,11 @@ run, so backends that cache a prompt prefix (llama.cpp in-process does) only pay
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Optional, Protocol
+
+from symdisc.config import SamplingConfig
 
 
 @dataclass
@@ -20,14 +22,17 @@ class Generation:
     finish_reason: Optional[str] = None
 
 
+_SAMPLING = SamplingConfig()  # the defaults live in config.py only
+
+
 @dataclass
 class Request:
     system: str
     user: str
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_tokens: int = 320
-    repeat_penalty: float = 1.0
+    temperature: float = _SAMPLING.temperature
+    top_p: float = _SAMPLING.top_p
+    max_tokens: int = _SAMPLING.max_tokens
+    repeat_penalty: float = _SAMPLING.repeat_penalty
     seed: Optional[int] = None
     grammar: Optional[str] = None  # GBNF; backends that cannot constrain ignore it
 
@@ -39,15 +44,6 @@ class Backend(Protocol):
     def generate(self, request: Request) -> Generation: ...
 
     def close(self) -> None: ...
-
-
-@dataclass
-class BackendInfo:
-    name: str
-    model: Optional[str] = None
-    model_sha256: Optional[str] = None
-    params_b: Optional[float] = None
-    extra: dict = field(default_factory=dict)
 
 
 class LazyBackend:

@@ -54,9 +54,6 @@ class Genome:
     def from_dict(cls, data: dict) -> "Genome":
         return cls(**data)
 
-    def allowed_terms(self, memory: str) -> tuple:
-        return SCALAR_TERMS if memory == SCALAR else TERMS
-
 
 def _f(x: float) -> str:
     return f"{x:.6g}"
@@ -163,8 +160,11 @@ def mutate(g: Genome, rng: random.Random, rate: float, memory: str) -> Genome:
     return g
 
 
+EVO_OPTIMIZER_LR = 10 ** -2.9199  # the published genome's learning rate (its gain below is relative to it)
+
+
 def evo_optimizer_genome() -> Genome:
-    """evo-optimizer's published best genome in this encoding (gain relative to its lr 10^-2.9199)."""
+    """evo-optimizer's published best genome, written once: the bench's ``evo-genome`` reads it too."""
     return Genome(terms=["SIGN_GRAD", "SIGN_GRAD", "ADAM_TERM", "ADAM_TERM"], alphas=[0.4121, 0.3224, 2.0030, 1.6322],
                   gain_log10=0.0, eps_log10=-8.2642, wd_log10=-3.0112, beta1=0.8553, beta2=0.9358, use_wd=True,
                   bias_correction=False, clip=False, warmup=True, warmup_steps=100, cosine=True)

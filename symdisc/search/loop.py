@@ -83,16 +83,12 @@ class Evolution:
         run = store.get_run(run_id, kind="evolve")
         if run["kind"] != "evolve":
             raise UsageError(f"run {run['id']} is a {run['kind']} run, not an evolution")
-        if run["status"] == "finished" and not overrides:
+        if run["status"] == "finished" and not {"candidates", "minutes"} & set(overrides or {}):
             raise UsageError(f"run {run['id']} is finished; raise its budget with --candidates or --minutes")
         if run["status"] == "running" and run.get("pid") and run["pid"] != os.getpid() and _pid_alive(run["pid"]):
             raise UsageError(f"run {run['id']} is still running (pid {run['pid']})")
-        saved = dict(run["config"])
-        prompts = saved.pop("prompts", None)
-        config = EvolveConfig.from_dict(saved)
-        for key, value in (overrides or {}).items():
-            setattr(config, key, value)
-        config.validate()
+        prompts = run["config"].get("prompts")
+        config = EvolveConfig.resumed(run["config"], overrides).validate()
         texts = PromptTexts(**prompts) if prompts else load_prompts(config.memory)
         summary = run.get("summary") or {}
         evo = cls(store, run["id"], config, texts, cls._as_proposer(proposer, params_b), gate, sandbox, on_event,
@@ -211,7 +207,7 @@ class Evolution:
         return always or incumbent is None or fitness > incumbent["fitness"]
 
     def _heldout(self, candidate_id: int, code: str) -> Optional[float]:
-        answer = self.sandbox.evaluate(code, self.config.memory, stages=("heldout",),
+        answer = self.sandbox.evaluate(code, self.config.memory, stages=("heldout",), heldout=asdict(self.config.heldout),
                                        timeout_s=self.config.sandbox_timeout_s * 4)
         detail = answer.get("heldout")
         ms = answer.get("ms", {}).get("heldout")

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import ast
 import statistics
+from dataclasses import asdict
 from typing import Callable, Iterator, Optional
 
 from symdisc.contract import UPDATE_NAME
+from symdisc.errors import SymdiscError
 
 MIN_BAND = 0.005  # never demand more precision than this from a few-seed score
 MAX_CHANGES = 40
@@ -84,3 +86,38 @@ def simplify_code(code: str, score: Callable[[str], Optional[dict]], say=None) -
             break  # a whole pass without an accepted change
     return {"code": current, "answer": current_answer, "original": base, "band": band, "steps": steps,
             "size_before": _size(code), "size_after": _size(current)}
+
+
+def simplify_candidate(store, candidate_id: int, gate, sandbox, say=None) -> dict:
+    """Simplify an evaluated candidate of a run and store the result as a new candidate of that run.
+
+    Every variant is gated by ``gate`` and scored in ``sandbox`` (a worker that loaded the held-out
+    data): model-written code never runs in this process."""
+    from symdisc.config import ProxyConfig
+
+    row = store.get_candidate(candidate_id)
+    if row["status"] not in ("evaluated", "duplicate") or not row.get("normalized"):
+        raise SymdiscError(f"candidate {candidate_id} did not pass evaluation ({row['status']}: {row['reason']})")
+    config = store.get_run(row["run_id"])["config"] or {}
+    memory = config.get("memory", "scalar")
+    proxy = config.get("proxy") or asdict(ProxyConfig())
+
+    def score(code):
+        gated = gate.check(code, memory)
+        if not gated.verdict.ok:
+            return None
+        answer = sandbox.evaluate(gated.normalized, memory, stages=("probe", "proxy", "heldout"), proxy=proxy,
+                                  heldout=config.get("heldout"), timeout_s=120)
+        return answer if answer.get("ok") and answer.get("heldout") else None
+
+    result = simplify_code(row["normalized"], score, say=say)
+    answer = result["answer"]
+    new_id = store.add_candidate(
+        row["run_id"], store.next_seq(row["run_id"]), "simplify", status="evaluated", parent_id=candidate_id,
+        name=f"simplified-{candidate_id}", code=result["code"], normalized=result["code"], response=result["code"],
+        fitness=answer["fitness"], best_lr=answer["proxy"]["best_lr"], heldout=answer["heldout"]["fitness"],
+        state_scalars=answer.get("state_scalars"), state_bytes=answer.get("state_bytes"),
+        fingerprint=answer.get("fingerprint"), eval_ms=answer["ms"].get("sandbox"))
+    return {"id": new_id, "parent_id": candidate_id, "steps": result["steps"], "band": result["band"],
+            "heldout_before": result["original"]["heldout"]["fitness"], "heldout_after": answer["heldout"]["fitness"],
+            "size_before": result["size_before"], "size_after": result["size_after"], "code": result["code"]}

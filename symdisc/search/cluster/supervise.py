@@ -210,10 +210,10 @@ class Cluster:
 
     # -- the sandbox interface -------------------------------------------------------------------
     def evaluate(self, code: str, memory: str = SCALAR, stages=("probe",), proxy: Optional[dict] = None,
-                 timeout_s: Optional[float] = None) -> dict:
+                 timeout_s: Optional[float] = None, heldout: Optional[dict] = None) -> dict:
         """One evaluation on some evaluator, waited for; retried once if its actor dies."""
         ray = _ray()
-        args = dict(memory=memory, stages=tuple(stages), proxy=proxy, timeout_s=timeout_s)
+        args = dict(memory=memory, stages=tuple(stages), proxy=proxy, timeout_s=timeout_s, heldout=heldout)
         for _ in range(2):
             i = self.evaluators.pick()
             if i is None and self.replacing("evaluator"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
-PROPOSERS = ("llm", "genome", "tpe", "random")
+from symdisc.config import PROPOSERS
 
 
 @dataclass

@@ -38,17 +38,16 @@ class RandomProposer:
 class GeneticProposer:
     """Steady-state GA: until the population is full, random genomes; then each child comes from two
     tournament-selected parents (crossover of the term lists, scalars and flags mixed), mutated with a
-    rate that anneals from ``rate_start`` to ``rate_end`` over the budget. The best ``elites`` stay in
-    the population by construction (it is the top-``population`` programs of the run)."""
+    rate that anneals from ``rate_start`` to ``rate_end`` over the budget. The best programs stay in
+    the population by construction (it is the top-``population`` programs of the run): elitism
+    without a parameter."""
 
     name = "genome"
     info = {"backend": "genome", "model": None}
 
-    def __init__(self, population: int = 16, tournament: int = 3, elites: int = 2, rate_start: float = 0.5,
-                 rate_end: float = 0.1):
+    def __init__(self, population: int = 16, tournament: int = 3, rate_start: float = 0.5, rate_end: float = 0.1):
         self.population = population
         self.tournament = tournament
-        self.elites = elites
         self.rate_start = rate_start
         self.rate_end = rate_end
 
