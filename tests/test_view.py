@@ -240,3 +240,44 @@ def test_live_view_progress_eta_and_leaderboard_columns(scripted_run):
     assert shown[:len(board)] == [r["id"] for r in board]  # the rows in the store's one order
     assert "50%" in text
     store.close()
+
+
+def test_running_run_page_redraws_as_candidates_arrive(scripted_run, tmp_path, monkeypatch):
+    """The page of a running run fetches its data again and redraws: a candidate that arrives after
+    the page was served shows up in the rendered page (the server runs in this process, so the
+    arrival is timed on the server's side: just before the page's first refresh is answered)."""
+    import symdisc.view.report as report_module
+    from symdisc.view.server import serve_in_thread, stop
+
+    db, run_id = scripted_run
+    store = Store(db, create=False)
+    before = len(store.candidates(run_id))
+    real, calls = report_module.run_data, []
+
+    def run_data_with_an_arrival(s, rid):
+        calls.append(rid)
+        if len(calls) == 2:  # the first refresh after the page itself
+            writer = Store(db, create=False)
+            writer.add_candidate(run_id, writer.next_seq(run_id), "llm", "rejected", stage="gate", reason="syntax",
+                                 message="arrived while the page was open")
+            writer.close()
+        return real(s, rid)
+
+    monkeypatch.setattr(report_module, "run_data", run_data_with_an_arrival)
+    store.update_run(run_id, status="running")
+    server, thread = serve_in_thread(db, 0)
+    try:
+        rendered = browser.render(f"http://127.0.0.1:{server.server_address[1]}/run/{run_id}", tmp_path, "live.png")
+    finally:
+        stop(server, thread)
+        row = store.db.execute("SELECT id FROM candidates WHERE run_id = ? AND message = ?",
+                               (run_id, "arrived while the page was open")).fetchone()
+        if row:
+            store.db.execute("DELETE FROM candidates WHERE id = ?", (row[0],))
+        store.update_run(run_id, status="finished")
+        store.close()
+    assert len(calls) >= 2, "the page never asked for fresh data"
+    dom = rendered["dom"]
+    assert browser.element_text(dom, "js-errors") == "" and rendered["console"] == []
+    assert int(browser.element_text(dom, "n-candidates")) == before + 1
+    assert "live, redrawn every" in dom
