@@ -281,3 +281,15 @@ def test_running_run_page_redraws_as_candidates_arrive(scripted_run, tmp_path, m
     assert browser.element_text(dom, "js-errors") == "" and rendered["console"] == []
     assert int(browser.element_text(dom, "n-candidates")) == before + 1
     assert "live, redrawn every" in dom
+
+
+def test_a_bench_runs_page_shows_its_results_and_command(tmp_path):
+    store = Store(tmp_path / "symdisc.db")
+    bench = store.create_run("bench", {"candidates": ["robust-zero-state"], "against": ["adam", "sgd"],
+                                       "task": "fmnist-noisy", "seeds": 3, "epochs": 3.0, "tune": 0})
+    store.add_bench_result(bench, task="fmnist-noisy", optimizer="adam", seed=0, lr=1e-3, final_acc=0.8, best_acc=0.8)
+    data = run_data(store, bench)
+    assert [r["optimizer"] for r in data["bench"][0]["rows"]] == ["adam"]
+    assert data["run"]["command"] == ("symdisc bench robust-zero-state --against adam,sgd --task fmnist-noisy "
+                                      "--seeds 3 --epochs 3 --tune 0")
+    store.close()

@@ -55,6 +55,15 @@ def outcome(row: dict) -> str:
 def repeat_command(run: dict) -> str:
     """The `symdisc evolve` command line that repeats a run's search (same model, budget, seed)."""
     cfg = run.get("config") or {}
+    if run.get("kind") == "bench":
+        parts = ["symdisc bench", *map(str, cfg.get("candidates") or [])]
+        if cfg.get("against"):
+            parts.append(f"--against {','.join(cfg['against'])}")
+        for key in ("task", "noise", "seeds", "epochs", "steps", "tune", "tune_steps", "batch", "subset", "suite"):
+            if cfg.get(key) is not None:
+                parts.append(f"--{key.replace('_', '-')} {cfg[key]:g}" if isinstance(cfg[key], float)
+                             else f"--{key.replace('_', '-')} {cfg[key]}")
+        return " ".join(parts)
     if run.get("kind") != "evolve":
         return f"symdisc runs show {run['id']}"
     parts = ["symdisc evolve"]
@@ -172,10 +181,12 @@ def _tree(rows: list[dict], leaders: list[dict]) -> dict:
             "best": leaders[0]["id"] if leaders else None, "leaders": [r["id"] for r in leaders]}
 
 
-def _bench(store: Store, ids: set[int]) -> list[dict]:
+def _bench(store: Store, ids: set[int], own: Optional[str] = None) -> list[dict]:
+    """Bench runs that trained any of ``ids`` (and the run ``own`` itself, for a bench run's page)."""
     names = {f"candidate-{i}" for i in ids}
-    runs: dict[str, list[dict]] = {}
-    for r in store.db.execute("SELECT * FROM bench_results WHERE optimizer LIKE 'candidate-%' ORDER BY id"):
+    runs: dict[str, list[dict]] = {own: []} if own else {}
+    for r in store.db.execute("SELECT run_id, optimizer FROM bench_results WHERE optimizer LIKE 'candidate-%' "
+                              "ORDER BY id"):
         if r["optimizer"] in names:
             runs.setdefault(r["run_id"], [])
     out = []
@@ -245,7 +256,7 @@ def run_data(store: Store, run_id: str) -> dict:
         "outcomes": _outcomes(rows, columns),
         "tree": _tree(rows, leaders),
         "funnel": dict(funnel, points=scatter),
-        "bench": _bench(store, {r["id"] for r in rows}),
+        "bench": _bench(store, {r["id"] for r in rows}, own=run["id"] if run["kind"] == "bench" else None),
     }
 
 
