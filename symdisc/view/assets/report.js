@@ -10,7 +10,9 @@
   });
   window.addEventListener("unhandledrejection", function (e) { reportError("unhandled rejection: " + e.reason); });
 
+  var T_START = performance.now();
   var DATA = JSON.parse(document.getElementById("run-data").textContent);
+  var T_PARSED = performance.now();
   var OPTS = JSON.parse(document.getElementById("page-options").textContent);
   var PAGE = 100, POLL_MS = 3000;
   var SVGNS = "http://www.w3.org/2000/svg";
@@ -201,7 +203,7 @@
     }
     roots.forEach(function (r) { place(r, 0); });
     var dx = 170, dy = 34, w = (maxDepth + 1) * dx + 60, h = row * dy + 20;
-    var svg = sv("svg", { viewBox: "0 0 " + w + " " + h, width: w, height: h, id: "lineage-tree" });
+    var svg = sv("svg", { viewBox: "0 0 " + w + " " + h, width: w, height: h, id: "lineage-tree", style: "max-width:none" });
     var X = function (id) { return 16 + depth[id] * dx; }, Y = function (id) { return 16 + pos[id] * dy; };
     nodes.forEach(function (n) {
       if (n.parent !== null && kids[n.parent] !== undefined)
@@ -417,7 +419,7 @@
       section("Proxy against held-out", [el("div", { "class": "card" }, [scatter()])], "funnel"),
       section("Bench results", benchSection(), "bench"),
       section("Every candidate", [tableSection()], "candidates"),
-      [el("p", { "class": "muted", text: "symdisc report, generated " + DATA.generated_at + "; drawn in " + Math.round(performance.now() - t0) + " ms." })]
+      [el("p", { "class": "muted", id: "timing", text: "symdisc report, generated " + DATA.generated_at + "; data read in " + Math.round(T_PARSED - T_START) + " ms, drawn in " + Math.round(performance.now() - t0) + " ms, ready " + Math.round(performance.now()) + " ms after the page began to load." })]
     );
     parts.forEach(function (p) { app.appendChild(p); });
     document.body.setAttribute("data-ready", "1");
