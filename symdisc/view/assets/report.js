@@ -139,7 +139,7 @@
     if (!o.buckets.length) return el("p", { "class": "muted", text: "no proposed candidate yet" });
     var w = 560, h = 250, m = { l: 44, r: 10, t: 10, b: 36 };
     var maxN = Math.max.apply(null, o.buckets.map(function (b) { var n = 0; for (var k in b.counts) n += b.counts[k]; return n; }));
-    var f = frame(w, h, [0, o.buckets.length], [0, maxN], "candidates (seq, in " + o.buckets.length + " slices)", "replies", m);
+    var f = frame(w, h, [0, o.buckets.length], [0, maxN], "slice of the run (" + o.buckets.length + " slices of about " + (o.buckets[0].to - o.buckets[0].from + 1) + " seq)", "replies", m);
     var bw = (w - m.l - m.r) / o.buckets.length;
     o.buckets.forEach(function (b, i) {
       var y = 0;
@@ -220,7 +220,12 @@
       g.appendChild(sv("title", { text: "candidate " + n.id + (rank >= 0 ? " (leaderboard #" + (rank + 1) + ")" : "") + (c.heldout !== null && c.heldout !== undefined ? ", held-out " + fmt(c.heldout) : "") }));
       svg.appendChild(g);
     });
-    return el("div", {}, [el("div", { style: "overflow:auto;max-height:460px" }, [svg]), el("div", { "class": "legend" }, [
+    var scroller = el("div", { style: "overflow:auto;max-height:460px" }, [svg]);
+    if (DATA.tree.best !== null && depth[DATA.tree.best] !== undefined) {
+      var bx = X(DATA.tree.best), by = Y(DATA.tree.best);
+      requestAnimationFrame(function () { scroller.scrollLeft = Math.max(0, bx - scroller.clientWidth + 260); scroller.scrollTop = Math.max(0, by - 200); });
+    }
+    return el("div", {}, [scroller, el("div", { "class": "legend" }, [
       el("span", { style: "--c:#f59e0b", text: "the best" }), el("span", { style: "--c:#2563eb", text: "the other leaders" }),
       el("span", { style: "--c:#16a34a", text: "an ancestor" }), el("span", { style: "--c:#98a2b3", text: "a seed" })])]);
   }
