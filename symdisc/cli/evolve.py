@@ -90,10 +90,11 @@ def evolve(
         loop = ClusterEvolution
         evaluation = Cluster(saved.cluster, getattr(the_proposer, "backend", None), saved.proposers, saved.evaluators,
                              timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout,
-                             say=say)
+                             say=say, cascade=saved.cascade.worker_specs(asdict(saved.heldout)))
     else:
         loop = Evolution
-        evaluation = Sandbox(timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout)
+        evaluation = Sandbox(timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout,
+                             cascade=saved.cascade.worker_specs(asdict(saved.heldout)))
     view = EvolveView(store, lambda: evo.run_id if evo else None, console=err)
     evo = None
     with GateClient() as gate, evaluation as sandbox:

@@ -60,13 +60,18 @@ def load_prompts(memory: str, folder: Optional[Path] = None) -> PromptTexts:
 
 
 def format_programs(programs: list[dict]) -> str:
-    """Programs in ascending order of fitness, so the best sits closest to the instruction."""
+    """Programs in ascending order of the run's ranking (the highest fidelity reached, then the score
+    there), so the best sits closest to the instruction; each score with its stage and noise band."""
+    from symdisc.store import rank_value
+
     if not programs:
         return "(none yet)"
     blocks = []
-    for p in sorted(programs, key=lambda p: p["fitness"]):
+    for p in sorted(programs, key=rank_value):
         label = f" ({p['name']})" if p.get("name") else ""
-        blocks.append(f"# score {p['fitness']:.4f}{label}\n{(p.get('normalized') or p['code']).strip()}")
+        stage = "proxy" if p.get("heldout") is None else f"real data; proxy {p['fitness']:.4f}"
+        shown = p["fitness"] if p.get("heldout") is None else p["heldout"]
+        blocks.append(f"# score {shown:.4f} [{stage}]{label}\n{(p.get('normalized') or p['code']).strip()}")
     return "\n\n".join(blocks)
 
 

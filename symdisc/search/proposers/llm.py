@@ -9,6 +9,7 @@ from typing import Optional
 from symdisc.llm import Generation, Request
 from symdisc.search.prompting import UPDATE_GRAMMAR, grammar_enabled, user_message
 from symdisc.search.proposers import Proposal
+from symdisc.store import rank_value
 
 
 @dataclass
@@ -50,7 +51,7 @@ class LLMProposer:
         request = Request(system=self.system, user=user, temperature=s.temperature, top_p=s.top_p,
                           max_tokens=s.max_tokens, repeat_penalty=s.repeat_penalty, seed=config.seed * 1_000_003 + seq,
                           grammar=self.grammar)
-        parent = max(shown, key=lambda p: p["fitness"])["id"] if shown else None
+        parent = max(shown, key=rank_value)["id"] if shown else None
         return Draft(request, parent)
 
     def finish(self, draft: "Draft", generation: Generation) -> Proposal:
