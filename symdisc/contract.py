@@ -61,6 +61,8 @@ REASONS = {
     # stage 0 probes
     "no_descent": "the rule does not descend a simple function with any learning rate tried",
     "unstable": "the rule blows up on tiny or huge gradients",
+    "ignores_grad": "the step does not follow the gradient (it is the same for opposite gradients)",
+    "superlinear": "time or memory of one step grows faster than linearly in the parameter's size",
     # proxy fitness
     "diverged": "training diverged (NaN or exploding loss)",
 }
@@ -82,9 +84,14 @@ STAGES = {
     "sandbox": "the locked-down worker itself (crash, timeout, memory, CPU time)",
     "probe": "stage 0: lr == 0, quadratic and Rosenbrock descent, scaled gradients",
     "proxy": "tiny noisy classification tasks, several seeds batched",
-    "heldout": "a short real-data task the proxy never sees (the funnel)",
+    "heldout": "a short real-data task the proxy never sees (cascade stage 3; training-data subsets only)",
+    "long": "a longer real-data stage for the few best (cascade stage 4; training-data subsets only)",
+    "audit": "a real task the search never selects on, scored for a run's top few (reported only)",
     "bench": "full training on a real data set (symdisc bench)",
 }
+
+# The cascade's fidelities: the stages a run ranks by, cheapest first (a higher one outranks).
+FIDELITY = {"proxy": 1, "heldout": 2, "long": 3}
 
 ORIGINS = {
     "seed": "a built-in rule that starts every run",
@@ -93,6 +100,18 @@ ORIGINS = {
     "tpe": "Optuna's TPE sampler over the genome space",
     "random": "uniform random genomes (the sampling baseline)",
     "simplify": "symdisc simplify's reduction of an evaluated candidate",
+}
+
+# The prompt operators of the llm proposer (candidates.operator); each is a file in prompts/operators/.
+OPERATORS = {
+    "explore": "a rule unlike the programs shown, written from scratch",
+    "mutate": "the parent with exactly one idea changed, the idea drawn from prompts/operators/ideas.md",
+    "crossover": "the main idea of one parent with one idea of a second",
+    "constants": "the parent's structure with new constants",
+    "simplify": "the parent with fewer lines and terms",
+    "fix": "a rejected or failed program with its error, to correct",
+    "legacy": "the old prompt: the best programs and the last errors (llm-legacy)",
+    "independent": "the seed prompt, sampled independently every time (llm-independent)",
 }
 
 RUN_KINDS = ("evolve", "bench", "compare")

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Optional
 
-from symdisc.contract import ORIGINS, REASONS, STAGES, STATUSES
+from symdisc.contract import FIDELITY, OPERATORS, ORIGINS, REASONS, STAGES, STATUSES  # noqa: F401 (FIDELITY re-exported)
 from symdisc.errors import StoreError, UsageError
 from symdisc.resources import symdisc_home
 
@@ -119,29 +119,88 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("a reason is never a status: the gate's 'duplicate' reason becomes 'redefined'", [
         "UPDATE candidates SET reason = 'redefined' WHERE reason = 'duplicate'",
     ]),
+    ('the cascade: rank by the highest fidelity reached, with its noise band; the audit task', [
+        "ALTER TABLE candidates ADD COLUMN fidelity INTEGER  /* highest cascade stage reached: 1 proxy, 2 heldout, "
+        "3 long */",
+        "ALTER TABLE candidates ADD COLUMN rank_score REAL  /* the score at that stage: what the run ranks by */",
+        "ALTER TABLE candidates ADD COLUMN rank_band REAL  /* its seed-to-seed noise band (a difference within "
+        "it is a tie) */",
+        "ALTER TABLE candidates ADD COLUMN audit REAL  /* the audit task's score (never selected on; top few only) */",
+        "UPDATE candidates SET fidelity = CASE WHEN heldout IS NOT NULL THEN 2 ELSE 1 END, "
+        "rank_score = COALESCE(heldout, fitness) WHERE fitness IS NOT NULL",
+    ]),
+    ('operators, islands, sampled temperature and model per candidate; the search state per run', [
+        "ALTER TABLE candidates ADD COLUMN operator TEXT  /* llm: the prompt operator (explore, mutate, ...) */",
+        "ALTER TABLE candidates ADD COLUMN model TEXT  /* llm: the model that wrote the reply */",
+        "ALTER TABLE candidates ADD COLUMN island INTEGER  /* llm: the island the parent was drawn from */",
+        "ALTER TABLE candidates ADD COLUMN temperature REAL  /* llm: the sampling temperature of the request */",
+        "ALTER TABLE candidates ADD COLUMN other_id INTEGER  /* crossover: the second parent */",
+        "ALTER TABLE runs ADD COLUMN search_json TEXT  /* llm: bandit counts, island members, children drawn */",
+    ]),
 ]
 
 RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid",
-              "parent_run")
+              "parent_run", "search_json")
 CANDIDATE_FIELDS = (
     "origin", "name", "parent_id", "prompt", "response", "code", "normalized", "ast_hash", "fingerprint",
     "status", "stage", "reason", "message", "line", "fitness", "best_lr", "state_scalars", "state_bytes",
     "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms", "genome_json", "heldout",
+    "fidelity", "rank_score", "rank_band", "audit",
+    "operator", "model", "island", "temperature", "other_id",
 )
 
 
 # The one definition of a run's best candidate, used by `runs list`, `runs best`, the leaderboard,
-# the run summary and `bench RUN_ID`: the held-out score where the funnel gave one (the harder test),
-# then proxy fitness, then the earlier candidate. best_key is the same order in Python.
-BEST_ORDER = "heldout IS NULL, heldout DESC, fitness DESC, seq ASC"
+# the run summary, the prompt, every proposer and `bench RUN_ID`: the highest cascade fidelity a
+# candidate reached (1 proxy, 2 held-out, 3 long), then its rank score at that fidelity (the mean
+# of its standardized stage scores: config.CascadeConfig.combine), then the earlier candidate. Rows written without the cascade's columns fall back to held-out / proxy.
+# best_key is the same order in Python; tiers() adds the noise band (ties within it).
+_FIDELITY_SQL = "COALESCE(fidelity, CASE WHEN heldout IS NOT NULL THEN 2 ELSE 1 END)"
+BEST_ORDER = f"{_FIDELITY_SQL} DESC, COALESCE(rank_score, heldout, fitness) DESC, seq ASC"
+
+
+def fidelity_of(row: dict) -> int:
+    if row.get("fidelity") is not None:
+        return row["fidelity"]
+    return 2 if row.get("heldout") is not None else 1
+
+
+def rank_score(row: dict) -> float:
+    for key in ("rank_score", "heldout", "fitness"):
+        if row.get(key) is not None:
+            return row[key]
+    return 0.0
+
+
+def rank_value(row: dict) -> float:
+    """One number in the order of best_key (100 * fidelity + the rank score, clamped to +-49): for
+    proposers that need a scalar objective (TPE, tournaments)."""
+    return 100.0 * fidelity_of(row) + max(-49.0, min(49.0, rank_score(row)))
 
 
 def best_key(row: dict) -> tuple:
-    heldout = row.get("heldout")
-    return (heldout is None, -(heldout or 0.0), -row["fitness"], row["seq"])
+    return (-fidelity_of(row), -rank_score(row), row["seq"])
 
 
-_VOCABULARY = (("status", STATUSES), ("stage", STAGES), ("reason", REASONS), ("origin", ORIGINS))
+def tiers(rows: list[dict]) -> list[int]:
+    """Places for rows sorted by best_key, where a row whose score is within the noise band of the
+    place's leader (same fidelity) shares its place: no row is placed above another on a
+    difference the noise covers."""
+    places: list[int] = []
+    leader = None
+    for i, row in enumerate(rows):
+        band = max(row.get("rank_band") or 0.0, (leader or {}).get("rank_band") or 0.0)
+        if leader is not None and fidelity_of(row) == fidelity_of(leader) \
+                and rank_score(leader) - rank_score(row) <= band:
+            places.append(places[-1])
+            continue
+        leader = row
+        places.append(i + 1)
+    return places
+
+
+_VOCABULARY = (("status", STATUSES), ("stage", STAGES), ("reason", REASONS), ("origin", ORIGINS),
+               ("operator", OPERATORS))
 
 
 def _check_vocabulary(fields: dict) -> None:
@@ -295,7 +354,8 @@ class Store:
         counts = {r["run_id"]: r for r in self.db.execute(
             "SELECT run_id, COUNT(*) AS n, SUM(status = 'evaluated') AS evaluated FROM candidates GROUP BY run_id")}
         bests = {r["run_id"]: r for r in self.db.execute(
-            "SELECT run_id, id, fitness, heldout FROM (SELECT run_id, id, fitness, heldout, ROW_NUMBER() OVER "
+            "SELECT run_id, id, fitness, heldout, rank_score FROM (SELECT run_id, id, fitness, heldout, rank_score, "
+            "ROW_NUMBER() OVER "
             f"(PARTITION BY run_id ORDER BY {BEST_ORDER}) AS place FROM candidates WHERE status = 'evaluated' "
             "AND fitness IS NOT NULL) WHERE place = 1")}
         for run in runs:
@@ -305,6 +365,7 @@ class Store:
             run["best_id"] = b["id"] if b else None
             run["best_fitness"] = b["fitness"] if b else None
             run["best_heldout"] = b["heldout"] if b else None
+            run["best_rank_score"] = b["rank_score"] if b else None
         return runs
 
     # -- candidates --------------------------------------------------------------------------
@@ -377,6 +438,21 @@ class Store:
                                (run_id,))
         return {r[0]: r[1] for r in rows}
 
+    def proposal_stats(self, run_id: str, by: str) -> dict:
+        """Per operator or per model (``by``): replies, new programs (evaluated: new and through every
+        stage it was sent to) and improvements (new programs whose fitness beats their parent's)."""
+        if by not in ("operator", "model", "temperature", "island"):
+            raise ValueError(by)
+        rows = self.db.execute(
+            f"SELECT c.{by} AS k, COUNT(*) AS replies, SUM(c.status = 'evaluated') AS new, "
+            "SUM(c.status = 'duplicate') AS repeats, "
+            "SUM(c.status = 'evaluated' AND p.fitness IS NOT NULL AND c.fitness > p.fitness) AS improvements "
+            "FROM candidates c LEFT JOIN candidates p ON p.id = c.parent_id "
+            f"WHERE c.run_id = ? AND c.origin != 'seed' AND c.status != 'pending' AND c.{by} IS NOT NULL "
+            "GROUP BY c.{by} ORDER BY c.{by}".replace("{by}", by), (run_id,)).fetchall()
+        return {r["k"]: {"replies": r["replies"], "new": r["new"] or 0, "repeats": r["repeats"] or 0,
+                         "improvements": r["improvements"] or 0} for r in rows}
+
     def last_errors(self, run_id: str, limit: int = 3) -> list[dict]:
         rows = self.db.execute(
             "SELECT * FROM candidates WHERE run_id = ? AND status IN ('rejected', 'failed', 'duplicate') "
@@ -423,7 +499,7 @@ def _with_detail(rows) -> list[dict]:
 
 def _run_dict(row) -> dict:
     d = dict(row)
-    for key in ("config_json", "versions_json", "summary_json"):
+    for key in ("config_json", "versions_json", "summary_json", "search_json"):
         raw = d.pop(key, None)
         d[key[:-5]] = json.loads(raw) if raw else None
     return d

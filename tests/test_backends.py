@@ -70,4 +70,4 @@ def test_prompt_texts_are_editable_files(tmp_path, monkeypatch):
     assert "MY OWN WHITEBOARD" in system and "MEMORY RULE (buffers)" in system and "$memory_rules" not in system
     user = user_message(texts, [{"fitness": 0.7, "code": "def update(grad, param, state, lr, t):\n    return lr * grad\n",
                                  "name": "sgd"}], [])
-    assert "# score 0.7000 (sgd)" in user and "(none)" in user
+    assert "# score 0.7000 [proxy] (sgd)" in user and "(none)" in user

@@ -308,3 +308,108 @@ def test_tune_lr_uses_tpe_and_returns_the_best_trial(monkeypatch):
     assert best == min(tried, key=lambda lr: abs(math.log10(lr / target)))
     # Optuna's default of 10 random start-up trials would leave TPE almost nothing of 12
     assert samplers and samplers[0]["n_startup_trials"] <= 4
+
+
+# -- rules from a model train in the sandbox worker (issue 11) -----------------------------------------
+HUNGRY = ("def update(grad, param, state, lr, t):\n"
+          "    x = grad.reshape(-1, 1) * grad.reshape(1, -1)\n"
+          "    return lr * grad + 0.0 * x.sum()\n")  # n x n: harmless on probe tensors, tens of GB on a CNN layer
+
+
+def _tiny_data(n=256, n_eval=64):
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g),
+            torch.randn(n_eval, 1, 28, 28, generator=g), torch.randint(0, 10, (n_eval,), generator=g))
+
+
+def test_where_each_kind_of_bench_entry_runs(tmp_path):
+    from symdisc.bench.entries import SANDBOXED, UNSANDBOXED, USER_CODE
+
+    rule = tmp_path / "my_rule.py"
+    rule.write_text(rules.source("sign_sgd"))
+    sandboxed = resolve_entry(str(rule))
+    assert sandboxed.sandboxed and sandboxed.make is None and sandboxed.runs == SANDBOXED
+    unsafe = resolve_entry(str(rule), unsandboxed=True)
+    assert not unsafe.sandboxed and unsafe.make is not None and unsafe.runs == UNSANDBOXED
+    exported = tmp_path / "exported.py"
+    from symdisc.export import render
+
+    exported.write_text(render({"name": "mine", "normalized": rules.source("sign_sgd")}, "scalar", "0"))
+    own = resolve_entry(str(exported))
+    assert own.runs == USER_CODE and not own.sandboxed
+    assert not resolve_entry("adam").sandboxed and not resolve_entry("lion").sandboxed
+
+
+def test_sandboxed_training_gives_the_in_process_numbers_and_a_verdict_for_a_hungry_rule():
+    from symdisc.bench.entries import _rule_entry
+    from symdisc.bench.train import train
+    from symdisc.judge.sandbox import TrainingSandbox
+
+    torch.set_num_threads(1)
+    x, y, xe, ye = _tiny_data()
+    code = rules.source("robust_zero_state")
+    inside = _rule_entry("r", code, "scalar", 1e-3, "test", unsandboxed=False)
+    here = _rule_entry("r", code, "scalar", 1e-3, "test", unsandboxed=True)
+    hungry = _rule_entry("h", HUNGRY, "scalar", 1e-3, "test", unsandboxed=False)
+    with TrainingSandbox(threads=1, epoch_timeout_s=120) as runner:
+        inside.runner = hungry.runner = runner
+        a = train(inside, 0.01, x, y, xe, ye, "cnn28", 1, 10, 32, 4)
+        blown = train(hungry, 0.01, x, y, xe, ye, "cnn28", 1, 10, 32, 4)
+        again = train(inside, 0.01, x, y, xe, ye, "cnn28", 2, 10, 32, 4)  # a fresh worker after the blow-up
+        assert runner.limits()["threads"] == 1 and runner.limits()["memory_mb"] == 4096
+    b = train(here, 0.01, x, y, xe, ye, "cnn28", 1, 10, 32, 4)
+    assert a.verdict is None and a.losses == b.losses and a.curve == b.curve
+    assert (a.final_acc, a.state_bytes, a.memory_class) == (b.final_acc, b.state_bytes, b.memory_class)
+    assert blown.verdict == "memory" and blown.losses == []
+    assert again.verdict is None and again.losses != a.losses  # seed 2: other init, other batches
+    c = train(here, 0.01, x, y, xe, ye, "cnn28", 2, 10, 32, 4)
+    assert again.losses == c.losses
+
+
+def test_a_sandboxed_rule_past_its_epoch_clock_is_stopped():
+    from symdisc.bench.entries import _rule_entry
+    from symdisc.bench.train import train
+    from symdisc.judge.sandbox import TrainingSandbox
+
+    slow = ("def update(grad, param, state, lr, t):\n    x = grad\n    for i in range(1000):\n"
+            "        x = torch.sin(x) + grad\n    return lr * torch.sign(x)\n")
+    x, y, xe, ye = _tiny_data()
+    entry = _rule_entry("slow", slow, "scalar", 1e-3, "test", unsandboxed=False)
+    with TrainingSandbox(threads=1, epoch_timeout_s=0.5) as runner:
+        entry.runner = runner
+        result = train(entry, 0.01, x, y, xe, ye, "cnn28", 0, 400, 32, 100)
+    assert result.verdict == "timeout" and "epoch 1" in result.message
+
+
+def test_bench_keeps_the_others_when_a_sandboxed_rule_blows_its_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMDISC_DATA", str(tmp_path / "data"))
+    _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=256, n_test=64)
+    hungry, fine = tmp_path / "hungry.py", tmp_path / "fine.py"
+    hungry.write_text(HUNGRY)
+    fine.write_text(rules.source("sign_sgd"))
+    store = Store(tmp_path / "symdisc.db")
+    notes = []
+    config = BenchConfig(candidates=[str(hungry), str(fine)], against=["adam"], seeds=2, steps=4, batch=32, threads=1)
+    report = run_bench(config, store, tmp_path / "out", say=notes.append)
+    task = report["tasks"]["fmnist-noisy"]
+    assert set(task["summary"]) == {"fine", "adam"} and task["summary"]["fine"]["seeds"] == 2
+    assert task["failed"]["hungry"]["reason"] == "memory" and task["failed"]["hungry"]["seed"] == 0
+    assert "sandbox worker" in report["execution"]["fine"] and "in-process" in report["execution"]["adam"]
+    assert report["sandbox"]["threads"] == 1 and report["sandbox"]["uid"] is not None
+    assert any(n.startswith("sandbox: hungry, fine train in a locked-down worker") for n in notes)
+    saved = json.loads(Path(report["files"]["fmnist-noisy"]["results_json"]).read_text())
+    assert saved["failed"]["hungry"]["reason"] == "memory" and {r["optimizer"] for r in saved["results"]} == {"fine", "adam"}
+    assert len(store.bench_results(report["id"])) == 4
+
+
+def test_unsandboxed_is_announced(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMDISC_DATA", str(tmp_path / "data"))
+    _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=128, n_test=32)
+    rule = tmp_path / "mine.py"
+    rule.write_text(rules.source("sign_sgd"))
+    notes = []
+    config = BenchConfig(candidates=[str(rule)], against=["sgd"], seeds=1, steps=2, batch=32, threads=1,
+                         unsandboxed=True)
+    report = run_bench(config, Store(tmp_path / "s.db"), tmp_path / "out", say=notes.append)
+    assert any(n.startswith("UNSANDBOXED: mine") for n in notes)
+    assert "UNSANDBOXED" in report["execution"]["mine"] and "sandbox" not in report

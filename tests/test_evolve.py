@@ -77,7 +77,8 @@ def test_prompt_shows_best_programs_ascending_and_only_three_errors(home, gate, 
     replies = ["junk one", IMPORT_OS, TENSOR_STATE, "junk four", GOOD_TANH]
     backend = ScriptedBackend(replies)
     store = Store()
-    evo = Evolution.start(store, _config(candidates=len(replies)), backend, gate, sandbox)
+    # the prompt of the loop before operators (llm-legacy); the operator prompts: tests/test_operators.py
+    evo = Evolution.start(store, _config(candidates=len(replies), proposer="llm-legacy"), backend, gate, sandbox)
     evo.run()
     last = backend.requests[-1]
     # controlled amnesia: the oldest error ("junk one" -> no_code) is no longer shown

@@ -85,6 +85,27 @@ CASES = [
     C("unicode-homoglyph-attr", body("a = grad.ｎｕｍｐｙ()", "return lr * grad"), "gate", ("forbidden_attr",)),
     C("type-builtin", body("T = type(grad)", "return lr * grad"), "gate", ("forbidden_name",)),
     C("decorator", "@torch.compile\n" + body("return lr * grad"), "gate", ("forbidden_syntax",)),
+    # -- references where nothing runs them: the gate judges the whole text --------------------------
+    C("annotation-param", "def update(grad: torch.os.system('touch CANARY'), param, state, lr, t):\n"
+      "    return lr * grad\n", "gate", ("forbidden_attr",)),
+    C("annotation-return", "def update(grad, param, state, lr, t) -> __import__('os').system('touch CANARY'):\n"
+      "    return lr * grad\n", "gate", ("dunder", "forbidden_attr")),
+    C("annotation-annassign", body("x: torch.os.system('touch CANARY') = lr * grad", "return x"), "gate",
+      ("forbidden_attr",)),
+    C("annotation-call", "def update(grad: open('CANARY', 'w'), param, state, lr, t):\n    return lr * grad\n",
+      "gate", ("forbidden_name",)),
+    C("annotation-helper", "def h(x: torch.hub.load('x')):\n    return x\n\n\n" + body("return lr * h(grad)"),
+      "gate", ("forbidden_attr",)),
+    C("annotation-not-a-type", "def update(grad: lr * 2, param, state, lr, t):\n    return lr * grad\n", "gate",
+      ("forbidden_syntax",)),
+    C("default-helper", "def h(x, y=torch.os.system('touch CANARY')):\n    return x\n\n\n" + body("return lr * h(grad)"),
+      "gate", ("stateful", "forbidden_attr")),
+    C("default-update", "def update(grad, param, state, lr, t=torch.os.getpid()):\n    return lr * grad\n", "gate",
+      ("stateful", "forbidden_attr")),
+    C("decorator-helper", "@torch.os.system\ndef h(x):\n    return x\n\n\n" + body("return lr * h(grad)"), "gate",
+      ("forbidden_syntax", "forbidden_attr")),
+    C("loop-variable-dunder", body("x = grad", "for __x in range(3):", "    x = x + 1", "return lr * x"), "gate",
+      ("dunder",)),
 
     # -- resource attacks ----------------------------------------------------------------------------
     C("infinite-while", body("while True:", "    pass", "return lr * grad"), "gate", ("loop",)),

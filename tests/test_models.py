@@ -241,6 +241,11 @@ def test_auto_picks_strongest_installed(monkeypatch):
                       "qwen2.5-coder-0.5b": True, "smollm2-135m": True}  # fmt: skip
 
 
+def test_auto_follows_the_measurement_not_the_size(monkeypatch):
+    put_fake_models(monkeypatch, "qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")
+    assert models.resolve("auto").name == models.AUTO_PREFERENCE[0]
+
+
 def test_auto_with_nothing_installed():
     with pytest.raises(ModelError, match="no model installed; run `symdisc models pull qwen2.5-coder-0.5b`"):
         models.resolve("auto")

@@ -72,7 +72,10 @@ def test_genome_proposers_run_through_the_same_loop(home, gate, sandbox, name):
         told = {json.loads(r["genome_json"])["trial"]: r for r in rows}
         for trial in study.trials:
             row = told[trial.number]
-            assert trial.value == pytest.approx(row["fitness"] if row["fitness"] is not None else 0.0)
+            # the run's own order: fidelity reached + the score there (store.rank_value)
+            from symdisc.store import rank_value
+
+            assert trial.value == pytest.approx(rank_value(row) if row["fitness"] is not None else 0.0)
 
 
 def test_tpe_models_after_a_third_of_a_small_budget(home, monkeypatch):
@@ -131,29 +134,48 @@ def heldout_sandbox():
         yield sb
 
 
-def test_funnel_promotes_only_proxy_winners_and_ranks_by_heldout(home, gate, heldout_sandbox):
+def test_cascade_promotes_within_margin_and_ranks_by_highest_fidelity(home, gate, heldout_sandbox):
+    from symdisc.config import CascadeConfig
+    from symdisc.store import FIDELITY, best_key
+
     store = Store()
-    evo = Evolution.start(store, EvolveConfig(proposer="random", candidates=10, proxy=FAST, seed=3),
+    cascade = CascadeConfig()
+    evo = Evolution.start(store, EvolveConfig(proposer="random", candidates=8, proxy=FAST, seed=3, cascade=cascade),
                           make_proposer("random"), gate, heldout_sandbox)
     evo.run()
     rows = store.candidates(evo.run_id)
     seeds = [r for r in rows if r["origin"] == "seed"]
-    assert all(r["heldout"] is not None for r in seeds)  # baselines always get the held-out score
-    incumbent = max(r["fitness"] for r in seeds)
+    # baselines always go through every stage
+    assert all(r["heldout"] is not None and r["fidelity"] == FIDELITY["long"] for r in seeds)
+    best_proxy = max(r["fitness"] for r in seeds)
+    best_heldout = max(r["heldout"] for r in seeds)
     for r in rows:
         if r["origin"] != "random" or r["status"] != "evaluated":
             continue
-        if r["heldout"] is not None:
-            assert r["fitness"] > incumbent - 1e-12
-            incumbent = max(incumbent, r["fitness"])
+        promoted = r["fitness"] >= best_proxy - cascade.proxy_margin
+        assert (r["heldout"] is not None) == promoted, r
+        if promoted:
             evals = store.evaluations(r["id"])
             assert [e["seed"] for e in evals if e["stage"] == "heldout" and e["seed"]] == [7000, 7001]
+            assert (r["fidelity"] == FIDELITY["long"]) == (r["heldout"] >= best_heldout - cascade.heldout_margin)
+            best_heldout = max(best_heldout, r["heldout"])
         else:
-            assert r["fitness"] <= incumbent
-    board = store.leaderboard(evo.run_id)
-    with_heldout = [r for r in board if r["heldout"] is not None]
-    assert board[: len(with_heldout)] == with_heldout
-    assert [r["heldout"] for r in with_heldout] == sorted((r["heldout"] for r in with_heldout), reverse=True)
+            assert r["fidelity"] == FIDELITY["proxy"]
+            assert r["rank_score"] == pytest.approx(cascade.combine({"proxy": r["fitness"]})[0])
+        best_proxy = max(best_proxy, r["fitness"])
+        reached = {"proxy": r["fitness"], "heldout": r["heldout"]}
+        if r["fidelity"] < 2:
+            reached.pop("heldout")
+        if r["fidelity"] < 3:
+            assert r["rank_score"] == pytest.approx(cascade.combine(reached)[0])
+            assert r["rank_band"] == pytest.approx(cascade.combine(reached)[1])
+    board = store.leaderboard(evo.run_id, 100)
+    assert [r["id"] for r in board] == [r["id"] for r in sorted(board, key=best_key)]
+    summary = store.get_run(evo.run_id)["summary"]
+    if data.locate("mnist") is not None:  # the audit task: the run's top few, reported, never selected on
+        audit = summary["audit"]
+        assert audit["n"] == min(cascade.audit_top, len(board))
+        assert all(store.get_candidate(i)["audit"] is not None for i in audit["ids"])
 
 
 def test_simplify_removes_dead_code_and_rounds_constants(gate, heldout_sandbox):

@@ -16,6 +16,7 @@ from torch.optim import Optimizer
 
 from symdisc import __version__, rules
 from symdisc.errors import UsageError
+from symdisc.judge.training import measured_memory_class, state_bytes  # noqa: F401  (re-exported)
 from symdisc.search.genome import EVO_OPTIMIZER_LR, evo_optimizer_genome
 
 
@@ -31,8 +32,9 @@ class OptimizerSpec:
 def rule_optimizer_class(code: str, name: str, memory: str = "scalar") -> type:
     """Compile a contract-form rule into the exported Optimizer class, in this process.
 
-    Only for code that passed the gate (built-ins, or candidates the caller re-gated): the exported
-    optimizer runs the rule unsandboxed, as the user's training script will.
+    Only for the built-in rules (symdisc/rules/) and for gated rules under ``--unsandboxed``: the
+    exported optimizer runs the rule unsandboxed, as the user's training script will. Rules from a
+    model train in the sandbox worker instead (``judge.sandbox.TrainingSandbox``).
     """
     from symdisc.export import render
 
@@ -128,35 +130,3 @@ def builtin(name: str) -> OptimizerSpec:
         return BUILTINS[name]
     except KeyError:
         raise UsageError(f"unknown optimizer {name!r}; built-ins: {', '.join(BUILTINS)}") from None
-
-
-def state_bytes(optimizer: Optimizer) -> int:
-    """The optimizer's live state in bytes: tensors by their storage, Python numbers as 8 bytes."""
-
-    def size(value) -> int:
-        if isinstance(value, torch.Tensor):
-            return value.numel() * value.element_size()
-        if isinstance(value, dict):
-            return sum(size(v) for v in value.values())
-        if isinstance(value, (list, tuple)):
-            return sum(size(v) for v in value)
-        if isinstance(value, (int, float, bool)):
-            return 8
-        return 0
-
-    return sum(size(s) for s in optimizer.state.values())
-
-
-def measured_memory_class(optimizer: Optimizer) -> str:
-    """`buffers` if any state tensor has more than one element, else `scalar`."""
-
-    def has_buffer(value) -> bool:
-        if isinstance(value, torch.Tensor):
-            return value.numel() > 1
-        if isinstance(value, dict):
-            return any(has_buffer(v) for v in value.values())
-        if isinstance(value, (list, tuple)):
-            return any(has_buffer(v) for v in value)
-        return False
-
-    return "buffers" if any(has_buffer(s) for s in optimizer.state.values()) else "scalar"

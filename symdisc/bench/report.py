@@ -107,13 +107,16 @@ def plot(path: Path, results: list[SeedResult], task: str) -> Optional[Path]:
 
 
 
-def _report(config, entries, tasks, all_results, lrs_by_task, out: Path, is_suite: bool) -> dict:
+def _report(config, entries, tasks, all_results, lrs_by_task, out: Path, is_suite: bool,
+            failures: Optional[dict] = None) -> dict:
     report: dict = {"tasks": {}, "files": {}}
+    failures = failures or {}
     candidates = [e.label for e in entries[: len(config.candidates)]]
     baselines = [e.label for e in entries[len(config.candidates):]]
     for task in tasks:
         results = all_results[task]
-        if not results:
+        failed = failures.get(task, {})
+        if not results and not failed:
             continue
         summary = summarize(results)
         for e in entries:
@@ -121,12 +124,14 @@ def _report(config, entries, tasks, all_results, lrs_by_task, out: Path, is_suit
                 summary[e.label]["declared_class"] = e.declared_class
                 summary[e.label]["source"] = e.source
         task_out = out / task if len(tasks) > 1 else out
-        extra = {"verdicts": verdicts(summary, candidates, baselines)}
+        extra = {"verdicts": verdicts(summary, candidates, baselines), "failed": failed,
+                 "execution": {e.label: e.runs for e in entries}}
         if is_suite:
             for name in summary:
                 fits = [evo_fitness(r) for r in results if r.optimizer == name]
                 summary[name]["evo_fitness"] = statistics.mean(fits)
-        report["tasks"][task] = {"summary": summary, "verdicts": extra["verdicts"], "lrs": lrs_by_task.get(task, {})}
+        report["tasks"][task] = {"summary": summary, "verdicts": extra["verdicts"], "lrs": lrs_by_task.get(task, {}),
+                                 "failed": failed}
         report["files"][task] = write_outputs(task_out, config, results, summary, task, extra)
     if is_suite and report["tasks"]:
         names = list(dict.fromkeys(e.label for e in entries))

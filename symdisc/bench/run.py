@@ -26,20 +26,30 @@ from symdisc.bench.train import TASKS, SeedResult, prepare_task
 
 
 def run_task(task: str, entries: list[Entry], config: BenchConfig, lrs: dict, progress=None,
-             on_result: Optional[Callable] = None, steps: Optional[int] = None, subset: Optional[int] = None):
+             on_result: Optional[Callable] = None, steps: Optional[int] = None, subset: Optional[int] = None,
+             failures: Optional[dict] = None):
+    """Every entry on every seed. A sandboxed rule that blows a limit gets a verdict in ``failures``
+    (label -> {reason, message, seed}) and trains no further seeds; the others carry on."""
     results: list[SeedResult] = []
+    failures = {} if failures is None else failures
     for seed in range(config.seeds):
         x_train, y_train, ds, model_kind, noise = prepare_task(task, config, subset, seed)
         epoch_len = max(1, len(x_train) // config.batch)
         total = steps or config.steps or max(1, int(round((config.epochs or 1) * epoch_len)))
         eval_every = max(1, min(total, epoch_len // max(1, config.evals_per_epoch)))
         for entry in entries:
+            if entry.label in failures:
+                continue
             bar = progress.add_task(f"{task} {entry.label} seed {seed}", total=total) if progress else None
             advance = (lambda b=bar: progress.advance(b)) if progress else None
             result = training.train(entry, lrs[entry.label], x_train, y_train, ds.x_test, ds.y_test, model_kind, seed, total,
                            config.batch, eval_every, advance)
             if progress:
                 progress.update(bar, completed=total, visible=False)
+            if result.verdict:
+                failures[entry.label] = {"reason": result.verdict, "message": result.message, "seed": seed,
+                                         "runs": entry.runs}
+                continue
             results.append(result)
             if on_result:
                 on_result(task, result)
@@ -48,13 +58,32 @@ def run_task(task: str, entries: list[Entry], config: BenchConfig, lrs: dict, pr
 
 def run_bench(config: BenchConfig, store, out: Optional[Path] = None, progress=None, say=None) -> dict:
     """Resolve, tune (optionally), train every optimizer on every seed, write files, store the run."""
+    from symdisc.judge.sandbox import TrainingSandbox
+
     say = say or (lambda message: None)
     torch.set_num_threads(max(1, config.threads))
-    entries = [resolve_entry(spec, store) for spec in config.candidates]
-    entries += [resolve_entry(spec, store) for spec in config.against if spec not in config.candidates]
+    unsafe = config.unsandboxed
+    entries = [resolve_entry(spec, store, unsandboxed=unsafe) for spec in config.candidates]
+    entries += [resolve_entry(spec, store, unsandboxed=unsafe) for spec in config.against if spec not in config.candidates]
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("an optimizer is named twice")
+    runner = None
+    if any(e.sandboxed for e in entries):
+        runner = TrainingSandbox(memory_mb=config.sandbox_memory_mb, threads=max(1, config.threads),
+                                 epoch_timeout_s=config.epoch_timeout_s)
+        for e in entries:
+            if e.sandboxed:
+                e.runner = runner
+        lim = runner.limits()
+        say(f"sandbox: {', '.join(e.label for e in entries if e.sandboxed)} train in a locked-down worker "
+            f"({lim['isolation']} network isolation, {lim['threads']} thread(s), {lim['memory_mb']} MB address space "
+            f"beyond the loaded data, {lim['epoch_timeout_s']:g} s wall clock per epoch)")
+    for e in entries:
+        if e.code is not None and not e.sandboxed:
+            say(f"UNSANDBOXED: {e.label} runs in this process with your privileges (--unsandboxed)")
+        elif e.runs.startswith("in-process: your own"):
+            say(f"{e.label}: your own torch.optim.Optimizer class, run in this process as your code (not sandboxed)")
     suite = training.SUITES.get(config.suite) if config.suite else None
     if config.suite and suite is None:
         raise UsageError(f"unknown suite {config.suite!r} (one of {', '.join(training.SUITES)})")
@@ -71,6 +100,7 @@ def run_bench(config: BenchConfig, store, out: Optional[Path] = None, progress=N
     run_id = store.create_run("bench", asdict(config))
     out = Path(out) if out else store.path.parent / "bench" / run_id
     all_results: dict[str, list[SeedResult]] = {t: [] for t in tasks}
+    all_failures: dict[str, dict] = {t: {} for t in tasks}
     lrs_by_task: dict[str, dict] = {}
     status = "finished"
     try:
@@ -97,10 +127,20 @@ def run_bench(config: BenchConfig, store, out: Optional[Path] = None, progress=N
                                        detail={"curve": result.curve})
 
             run_task(task, entries, config, lrs, progress, record, steps=suite["steps"] if suite else None,
-                     subset=suite["subset"] if suite else config.subset)
+                     subset=suite["subset"] if suite else config.subset, failures=all_failures[task])
+            for label, failure in all_failures[task].items():
+                say(f"{label} on {task}: {failure['reason']}: {failure['message']} (seed {failure['seed']}); "
+                    "the other optimizers' results are kept")
     except KeyboardInterrupt:
         status = "interrupted"
-    report = _report(config, entries, tasks, all_results, lrs_by_task, out, suite is not None)
+    finally:
+        if runner is not None:
+            sandbox_limits = runner.limits()
+            runner.close()
+    report = _report(config, entries, tasks, all_results, lrs_by_task, out, suite is not None, all_failures)
+    report["execution"] = {e.label: e.runs for e in entries}
+    if runner is not None:
+        report["sandbox"] = sandbox_limits
     store.update_run(run_id, status=status, summary_json={k: v for k, v in report.items() if k != "files"} | {"files": report["files"]})
     report["id"] = run_id
     report["status"] = status

@@ -36,9 +36,20 @@ def bench(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where local data sets live (CIFAR-10)."),
     evals: int = typer.Option(1, "--evals-per-epoch", help="Test-set evaluations per epoch."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: runs/bench/RUN_ID)."),
+    unsandboxed: bool = typer.Option(False, "--unsandboxed", help="Train rules from a model, a run, a candidate or a "
+                                     "contract-form file in this process instead of the sandbox worker (faster; only "
+                                     "for code you have read)."),
+    sandbox_memory: int = typer.Option(4096, "--sandbox-memory", help="MB of address space for the sandboxed training "
+                                       "worker beyond its loaded data."),
+    epoch_timeout: float = typer.Option(600.0, "--epoch-timeout", help="Wall-clock seconds per epoch for a sandboxed "
+                                        "rule; past it the worker is killed and the rule gets a timeout verdict."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Train real models with discovered and classic optimizers and compare them fairly."""
+    """Train real models with discovered and classic optimizers and compare them fairly.
+
+    Rules written by a model (a RUN_ID, a CANDIDATE_ID, a contract-form .py) train inside the
+    sandbox worker; torch's optimizers, the built-in rules and a .py that defines its own
+    torch.optim.Optimizer run in this process."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from symdisc.bench.run import run_bench
@@ -56,7 +67,8 @@ def bench(
     config = BenchConfig(candidates=list(candidates), against=[a for a in against.split(",") if a], task=task,
                          noise=noise, seeds=seeds, epochs=3 if epochs is None and steps is None else epochs,
                          steps=steps, batch=batch, tune=tune, tune_steps=tune_steps, lr=fixed, suite=suite,
-                         subset=subset, data_dir=str(data_dir) if data_dir else None, evals_per_epoch=evals)
+                         subset=subset, data_dir=str(data_dir) if data_dir else None, evals_per_epoch=evals,
+                         unsandboxed=unsandboxed, sandbox_memory_mb=sandbox_memory, epoch_timeout_s=epoch_timeout)
     store = _open_store(create=True)
     err = _stderr()
     t0 = time.perf_counter()

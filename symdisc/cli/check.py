@@ -16,13 +16,16 @@ def check(
     memory: str = typer.Option("scalar", "--memory", "-m", help="Memory class: scalar (O(1)) or buffers."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     timeout: float = typer.Option(30.0, help="Wall-clock limit for the sandbox, in seconds."),
+    score: bool = typer.Option(False, "--score", help="Also score it through every stage of the cascade a run "
+                               "would take it (proxy, held-out, long; the audit task reported beside)."),
 ) -> None:
-    """Run a candidate through the gate, the sandbox and the stage 0 probes."""
-    from symdisc.judge.checking import check_candidate
+    """Run a candidate through the gate, the sandbox and the stage 0 probes (--score: the whole cascade)."""
+    from symdisc.judge.checking import check_candidate, score_candidate
 
     memory = _memory_option(memory)
     source = _read_source(path)
-    outcome = check_candidate(source, memory, timeout_s=timeout)
+    outcome = (score_candidate(source, memory, timeout_s=max(timeout, 120.0)) if score
+               else check_candidate(source, memory, timeout_s=timeout))
     if as_json:
         _print_json(outcome)
     else:
@@ -34,6 +37,16 @@ def check(
             line = f" (line {outcome['line']})" if outcome.get("line") else ""
             out.print(f"[red]rejected[/red] at {outcome['stage']}: {outcome['reason']}: "
                       f"{outcome['message']}{line}", highlight=False, soft_wrap=True)
+        for name, st in (outcome.get("stages") or {}).items():
+            if st.get("ok"):
+                extra = " (audit: reported, never ranked by)" if st.get("report_only") else ""
+                out.print(f"  {name:8s} {st['score']:.4f} ± {st['band']:.4f} at lr {st['best_lr']:.3g} "
+                          f"({st['s']:.1f} s){extra}", highlight=False)
+            else:
+                out.print(f"  {name:8s} failed: {st.get('reason')}: {st.get('message')}", highlight=False)
+        if outcome.get("rank_score") is not None:
+            out.print(f"rank score {outcome['rank_score']:.4f} ± {outcome['rank_band']:.4f} "
+                      f"(stage {outcome['rank_stage']}: what a run ranks it by)", highlight=False)
         timings = ", ".join(f"{k} {v:.1f} ms" for k, v in outcome["ms"].items() if v is not None)
         _stderr().print(f"[dim]{timings}[/dim]")
     raise typer.Exit(0 if outcome["ok"] else 1)

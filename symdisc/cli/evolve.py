@@ -21,12 +21,15 @@ DEFAULT_PARALLEL = 4
 
 @app.command()
 def evolve(
-    model: str = typer.Option("auto", help="Catalog name, a path to a .gguf file, or auto (strongest installed)."),
+    model: Optional[list[str]] = typer.Option(None, "--model", help="Catalog name, a path to a .gguf file, or auto (the installed model that did best in benchmarks/novelty.py). Repeat it to let a bandit choose among several."),
+    islands: int = typer.Option(3, "--islands", help="llm: islands that evolve apart (their best migrate now and then)."),
+    operators: Optional[str] = typer.Option(None, "--operators", help="llm: comma-separated prompt operators (default: explore,mutate,crossover,constants,simplify,fix)."),
+    temperatures: Optional[str] = typer.Option(None, "--temperatures", help="llm: comma-separated temperatures a bandit draws from per request (default 0.6,0.9,1.2)."),
     api_base: Optional[list[str]] = typer.Option(None, "--api-base", help="An OpenAI-compatible server instead of in-process llama.cpp; repeat it for several, used round-robin."),
     api_concurrency: int = typer.Option(1, "--api-concurrency", help="Requests at once per --api-base server."),
     api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
-    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, genome (GA), tpe (Optuna) or random."),
+    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, genome (GA), tpe (Optuna), random, llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on a held-out real-data task."),
     candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget: wall-clock minutes."),
@@ -34,7 +37,7 @@ def evolve(
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID (or latest) where it stopped."),
     replay: Optional[str] = typer.Option(None, "--replay", help="Re-score the replies logged by RUN_ID, without a model."),
     grammar: Optional[bool] = typer.Option(None, "--grammar/--no-grammar", help="Force the def update(...) skeleton (default: on below 2B parameters)."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default: the run config's 0.8)."),
+    temperature: Optional[float] = typer.Option(None, help="One sampling temperature for every request (default: llm draws from --temperatures, the others use the run config's 0.8)."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Longest reply, in tokens (default 320)."),
     threads: Optional[int] = typer.Option(None, help="llama.cpp threads (default: all cores; evaluation runs between generations)."),
     parallel: Optional[int] = typer.Option(None, "--parallel", help=f"In-process llama.cpp: requests decoded together, sharing prompt prefixes (default {DEFAULT_PARALLEL}; 1: one at a time). See README, Faster generation."),
@@ -54,17 +57,25 @@ def evolve(
 
     err = _stderr()
     store = _open_store(create=True)
+    models = list(model or ["auto"])
     config = EvolveConfig(
-        model=model, api_base=api_base[0] if api_base else None, api_bases=list(api_base or []),
+        model=models[0], models=models if len(models) > 1 else [], islands=islands, api_base=api_base[0] if api_base else None, api_bases=list(api_base or []),
         api_concurrency=api_concurrency, api_model=api_model, memory=_memory_option(memory),
         candidates=candidates if (candidates is not None or minutes is not None) else 50, minutes=minutes,
         seed=seed, replay_run=replay, proposer=proposer, funnel=funnel, cluster=cluster or "local",
         proposers=proposers, evaluators=evaluators,
-        sampling=SamplingConfig(**{k: v for k, v in dict(temperature=temperature, max_tokens=max_tokens,
-                                                         grammar=grammar).items() if v is not None}),
+        sampling=SamplingConfig(**{k: v for k, v in dict(max_tokens=max_tokens, grammar=grammar).items()
+                                   if v is not None}),
         # The default applies to in-process llama.cpp only; scripted, replayed and served replies
         # keep the one-at-a-time loop unless --parallel asks otherwise.
         parallel=parallel or (1 if (fake_replies is not None or replay or api_base) else DEFAULT_PARALLEL))
+    if operators:
+        config.operators = [op.strip() for op in operators.split(",") if op.strip()]
+    if temperature is not None:
+        config.sampling.temperature = temperature
+        config.sampling.temperatures = [temperature]
+    if temperatures:
+        config.sampling.temperatures = [float(x) for x in temperatures.split(",") if x.strip()]
     if threads:
         config.llm_threads = threads
     if fake_replies is not None:
@@ -98,10 +109,11 @@ def evolve(
         loop = ClusterEvolution
         evaluation = Cluster(saved.cluster, getattr(the_proposer, "backend", None), saved.proposers, saved.evaluators,
                              timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout,
-                             say=say)
+                             say=say, cascade=saved.cascade.worker_specs(asdict(saved.heldout)))
     else:
         loop = Evolution
-        evaluation = Sandbox(timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout)
+        evaluation = Sandbox(timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout,
+                             cascade=saved.cascade.worker_specs(asdict(saved.heldout)))
     view = EvolveView(store, lambda: evo.run_id if evo else None, console=err)
     evo = None
     with GateClient() as gate, evaluation as sandbox:
@@ -132,7 +144,9 @@ def _build_proposer(config, store, say, fake_replies: Optional[Path] = None, fak
     """
     from symdisc.search.proposers import make_proposer
 
-    if config.proposer != "llm":
+    from symdisc.search.proposers import LLM_PROPOSERS
+
+    if config.proposer not in LLM_PROPOSERS:
         return make_proposer(config.proposer)
     if config.backend == "fake":
         from symdisc.llm.fake import ScriptedBackend
@@ -141,16 +155,34 @@ def _build_proposer(config, store, say, fake_replies: Optional[Path] = None, fak
             replies = json.loads(fake_replies.read_text())
         except (OSError, ValueError, AttributeError) as exc:
             raise UsageError(f"--fake-replies: {exc}") from None
-        return make_proposer("llm", ScriptedBackend(replies, delay_s=fake_delay, by_seed=clustered))
+        return make_proposer(config.proposer, ScriptedBackend(replies, delay_s=fake_delay, by_seed=clustered))
     from symdisc.llm import open_backend
 
+    if len(config.models) > 1:
+        return _several_models(config, store, say, clustered)
     backend, params_b = open_backend(config, store, say, lazy=clustered)
-    return make_proposer("llm", backend, params_b)
+    return make_proposer(config.proposer, backend, params_b)
+
+
+def _several_models(config, store, say, clustered: bool):
+    """One backend per --model; the llm proposer's bandit picks among them per request."""
+    from dataclasses import replace
+
+    from symdisc.llm import open_backend
+    from symdisc.search.proposers.llm import LLMProposer
+
+    if clustered:
+        raise UsageError("several --model run locally: leave out --cluster")
+    models = []
+    for name in config.models:
+        backend, params_b = open_backend(replace(config, model=name), store, say)
+        models.append(((getattr(backend, "info", {}) or {}).get("model") or name, backend, params_b))
+    return LLMProposer(models[0][1], models[0][2], mode=config.proposer, models=models)
 
 
 @app.command()
 def compare(
-    proposers: str = typer.Option("llm,genome,tpe,random", help="Comma-separated strategies."),
+    proposers: str = typer.Option("llm,genome,tpe,random", help="Comma-separated strategies (also llm-independent: the seed prompt sampled independently, the baseline; llm-legacy: the loop before operators)."),
     evaluations: int = typer.Option(50, "--evaluations", "-e", help="Sandbox evaluations per repeat (the shared budget)."),
     repeats: int = typer.Option(2, "--repeats", "-r", help="Independent repeats per strategy (seeds 0..R-1)."),
     memory: str = typer.Option("scalar", "--memory", "-m"),
@@ -176,13 +208,15 @@ def compare(
     err = _stderr()
     say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
     backend = params_b = None
-    if "llm" in names:
+    from symdisc.search.proposers import LLM_PROPOSERS
+
+    if any(n in LLM_PROPOSERS for n in names):
         from symdisc.llm import open_backend
 
         backend, params_b = open_backend(EvolveConfig(model=model, parallel=parallel), store, say)
 
     def build(name):
-        return make_proposer(name, backend, params_b) if name == "llm" else make_proposer(name)
+        return make_proposer(name, backend, params_b) if name in LLM_PROPOSERS else make_proposer(name)
 
     heldout = funnel and _heldout_available(say)
     t0 = time.perf_counter()

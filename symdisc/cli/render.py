@@ -8,14 +8,24 @@ from symdisc.cli.base import _stdout
 def print_leaderboard(store, run_id: str, limit: int = 10) -> None:
     from rich.table import Table
 
-    table = Table(title=f"run {run_id}: leaderboard (held-out score where the funnel gave one, then proxy fitness)")
-    for col in ("id", "held-out", "proxy", "best lr", "origin", "state"):
+    from symdisc.store import fidelity_of, rank_score, tiers
+
+    table = Table(title=f"run {run_id}: leaderboard (by the highest cascade stage reached, then the score there; "
+                        "'=' places are ties within the noise band)")
+    for col in ("place", "id", "stage", "rank score ± band", "proxy", "held-out", "best lr", "origin", "state", "audit"):
         table.add_column(col)
-    for row in store.leaderboard(run_id, limit):
+    rows = store.leaderboard(run_id, limit)
+    places = tiers(rows)
+    stage_names = {1: "proxy", 2: "heldout", 3: "long"}
+    for i, row in enumerate(rows):
         state = f"{row['state_scalars'] or 0} scalars" if (row["state_bytes"] or 0) <= 128 else f"{row['state_bytes']} B"
         heldout = f"{row['heldout']:.4f}" if row.get("heldout") is not None else ""
-        table.add_row(str(row["id"]), heldout, f"{row['fitness']:.4f}", f"{row['best_lr']:g}" if row["best_lr"] else "",
-                      row["name"] or row["origin"], state)
+        tied = places.count(places[i]) > 1
+        band = f" ± {row['rank_band']:.4f}" if row.get("rank_band") else ""
+        audit = f"{row['audit']:.4f}" if row.get("audit") is not None else ""
+        table.add_row(f"{'=' if tied else ''}{places[i]}", str(row["id"]), stage_names.get(fidelity_of(row), "proxy"),
+                      f"{rank_score(row):.4f}{band}", f"{row['fitness']:.4f}", heldout,
+                      f"{row['best_lr']:g}" if row["best_lr"] else "", row["name"] or row["origin"], state, audit)
     _stdout().print(table)
 
 
@@ -59,7 +69,12 @@ def print_bench(report: dict) -> None:
             table.add_row(name, f"{s['lr']:.3g}", f"{s['final_mean']:.4f} ± {s['final_std']:.4f}",
                           f"{s['best_mean']:.4f} ± {s['best_std']:.4f}", state, s["memory_class"],
                           f"{s['steps_per_s']:.1f}", f"{s['seeds']}{diverged}")
+        for name, f in data.get("failed", {}).items():
+            table.add_row(name, "-", f"stopped: {f['reason']}", "-", "-", "-", "-", f"seed {f['seed']}")
         out.print(table)
+        for name, f in data.get("failed", {}).items():
+            out.print(f"  {name}: {f['reason']} ({f['message']}) in seed {f['seed']}; the sandbox stopped it, "
+                      "the other optimizers' results and files are kept", highlight=False)
         for line in data["verdicts"]:
             out.print(f"  {line}", highlight=False)
     if "overall_fitness" in report:
@@ -71,6 +86,11 @@ def print_bench(report: dict) -> None:
             cells = [f"{report['tasks'][t]['summary'][name]['evo_fitness']:.4f}" for t in tasks]
             table.add_row(name, f"{fit:.4f}", *cells)
         out.print(table)
+    for name, where in report.get("execution", {}).items():
+        out.print(f"{name} ran {where}", highlight=False)
+    if report.get("sandbox"):
+        lim = report["sandbox"]
+        out.print("sandbox limits: " + ", ".join(f"{k} {v}" for k, v in lim.items()), highlight=False)
     for task, files in report["files"].items():
         out.print(f"files ({task}): {', '.join(files.values())}", highlight=False)
     out.print(f"wall time {report.get('wall_s', 0):.0f} s", highlight=False)

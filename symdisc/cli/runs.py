@@ -88,10 +88,11 @@ def runs_show(
     from symdisc.search.funnel import funnel_report
 
     funnel = funnel_report(store.candidates(run["id"], ["evaluated"]))
+    proposals = {by: store.proposal_stats(run["id"], by) for by in ("operator", "model")}
     if as_json:
         _print_json(dict(run, leaderboard=[_candidate_json(r, with_text=False) for r in board], rejections=reasons,
                          statuses=store.status_counts(run["id"], proposed_only=True), funnel=funnel,
-                         best=_candidate_json(best) if best else None))
+                         proposals=proposals, best=_candidate_json(best) if best else None))
         return
     out = _stdout()
     summary = run.get("summary") or {}
@@ -113,6 +114,7 @@ def runs_show(
         for reason, count in reasons.items():
             table.add_row(reason, str(count))
         out.print(table)
+    _print_proposals(out, proposals)
     if funnel["with_heldout"]:
         rho = f"{funnel['spearman']:+.2f}" if funnel["spearman"] is not None else "n/a (fewer than 3)"
         out.print(f"funnel: {funnel['with_heldout']} candidates with a held-out score; proxy vs held-out rank "
@@ -127,6 +129,21 @@ def runs_show(
         out.print(f"best: candidate {best['id']} ({best['name'] or best['origin']}), proxy {best['fitness']:.4f}{heldout}",
                   highlight=False)
         out.print(Syntax(best["normalized"] or best["code"] or "", "python"))
+
+
+def _print_proposals(out, proposals: dict) -> None:
+    """Per operator and per model: replies, new programs, repeats, improvements on the parent."""
+    from rich.table import Table
+
+    for by, stats in proposals.items():
+        if not stats:
+            continue
+        table = Table(title=f"proposals by {by}")
+        for col in (by, "replies", "new", "repeats", "improvements"):
+            table.add_column(col, justify="left" if col == by else "right")
+        for key, st in stats.items():
+            table.add_row(str(key), str(st["replies"]), str(st["new"]), str(st["repeats"]), str(st["improvements"]))
+        out.print(table)
 
 
 @runs_app.command("best")

@@ -29,3 +29,61 @@ def check_candidate(source: str, memory: str, timeout_s: float = 30.0) -> dict:
     if answer.get("probe"):
         outcome["probe"] = answer["probe"]
     return outcome
+
+
+def score_candidate(source: str, memory: str, timeout_s: float = 120.0, cascade=None, proxy=None,
+                    heldout=None) -> dict:
+    """``symdisc check --score``: a rule through every stage a run would take it (a lone candidate is
+    its own stage's best, so the cascade promotes it all the way), each stage's score, noise band,
+    lr and seconds, and ``rank_score``: the score a run would rank it by (at its highest stage, the
+    mean of its standardized scores at every stage: CascadeConfig.combine)."""
+    from dataclasses import asdict
+
+    from symdisc.config import CascadeConfig, HeldoutConfig, ProxyConfig
+    from symdisc.data import locate
+    from symdisc.judge.realdata import neighbour_lrs
+    from symdisc.contract import FIDELITY
+
+    cascade = cascade or CascadeConfig()
+    proxy = proxy or ProxyConfig()
+    heldout = asdict(heldout or HeldoutConfig())
+    outcome = check_candidate(source, memory, timeout_s=timeout_s)
+    outcome.update(stages={}, rank_score=None, rank_stage=None, rank_band=None)
+    if not outcome["ok"]:
+        return outcome
+    with GateClient() as gate:
+        normalized = gate.check(source, memory).normalized
+    real = locate("fashion-mnist") is not None
+    reached: dict = {}
+    with Sandbox(timeout_s=timeout_s, heldout=real, cascade=cascade.worker_specs(heldout)) as sandbox:
+        def stage(name, stages, **kw):
+            answer = sandbox.evaluate(normalized, memory, stages=stages, timeout_s=timeout_s, **kw)
+            detail = answer.get(name)
+            seconds = (answer.get("ms", {}).get(name) or 0.0) / 1e3
+            if not answer.get("ok") or not detail:
+                outcome["stages"][name] = {"ok": False, "reason": answer.get("reason"), "message": answer.get("message"),
+                                           "s": seconds}
+                return None
+            per_seed = detail.get("per_seed") or []
+            band = float(cascade.min_band.get(name, 0.0))  # the calibrated band (symdisc calibrate)
+            outcome["stages"][name] = {"ok": True, "score": detail["fitness"], "band": band, "best_lr": detail["best_lr"],
+                                       "per_seed": per_seed, "s": seconds}
+            if name in FIDELITY:
+                reached[name] = detail["fitness"]
+                score, rank_band = cascade.combine(reached)
+                outcome.update(rank_score=score, rank_stage=name, rank_band=rank_band)
+            return detail
+
+        got = stage("proxy", ("proxy",), proxy=asdict(proxy))
+        if got is None or not real:
+            return outcome
+        held = stage("heldout", ("heldout",), cascade={"heldout": heldout})
+        if held is None:
+            return outcome
+        if cascade.long:
+            stage("long", ("long",), cascade={"long": dict(cascade.long, lrs_override=list(neighbour_lrs(held["best_lr"])))})
+        if cascade.audit and locate(cascade.audit.get("dataset", "mnist")) is not None:
+            lr = outcome["stages"].get("long", {}).get("best_lr") or held["best_lr"]
+            stage("audit", ("audit",), cascade={"audit": dict(cascade.audit, lrs_override=list(neighbour_lrs(lr)))})
+            outcome["stages"].get("audit", {})["report_only"] = True
+    return outcome

@@ -11,7 +11,7 @@ import torch
 from symdisc.contract import SCALAR
 from symdisc.judge.gate import check_code
 from symdisc.judge.harness import CheckedRule
-from symdisc.judge.probes import run_probes
+from symdisc.judge.probes import PROBE_REASONS, run_probes
 from symdisc.judge.restricted import CandidateError, compile_candidate
 
 
@@ -33,7 +33,13 @@ def _failure(stage: str, err: CandidateError, ms: dict) -> dict:
 
 
 def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | None = None,
-             heldout: dict | None = None) -> dict:
+             heldout: dict | None = None, cascade: dict | None = None) -> dict:
+    """``heldout``: the held-out stage's config (a HeldoutConfig dict); ``cascade``: per real-data
+    stage (heldout, long, audit) its config dict, plus ``lrs_override`` to search instead of the
+    stage's grid (the half-decades around a lower stage's best)."""
+    cascade = dict(cascade or {})
+    if heldout and "heldout" not in cascade:
+        cascade["heldout"] = heldout
     ms: dict = {}
     t0 = time.perf_counter()
     # Never trust the parent: the worker runs the gate again on exactly what it will execute.
@@ -55,7 +61,7 @@ def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | N
             report = run_probes(rule)
         except CandidateError as err:
             ms["probe"] = (time.perf_counter() - t1) * 1e3
-            stage = "sandbox" if err.reason not in ("no_descent", "unstable", "ignores_lr") else "probe"
+            stage = "sandbox" if err.reason not in PROBE_REASONS else "probe"
             return _failure(stage, err, ms)
         ms["probe"] = (time.perf_counter() - t1) * 1e3
         result["probe"] = report.as_dict()
@@ -79,19 +85,32 @@ def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | N
         ms["proxy"] = (time.perf_counter() - t2) * 1e3
         result["stage"] = "proxy"
         result["fitness"] = result["proxy"]["fitness"]
-    if "heldout" in stages:
-        from symdisc.config import HeldoutConfig
-        from symdisc.judge.heldout import heldout_fitness
-
-        t3 = time.perf_counter()
-        try:
-            result["heldout"] = heldout_fitness(update, memory, HeldoutConfig(**heldout) if heldout else None)
-        except CandidateError as err:
-            ms["heldout"] = (time.perf_counter() - t3) * 1e3
-            return _failure("heldout", err, ms)
-        except Exception as exc:  # the data set went missing: not the candidate's fault
-            return {"ok": False, "stage": "heldout", "reason": "crash", "message": f"held-out stage: {exc}"[:300],
-                    "ms": ms}
-        ms["heldout"] = (time.perf_counter() - t3) * 1e3
-        result["stage"] = "heldout"
+    for stage in REAL_STAGES:
+        if stage not in stages:
+            continue
+        failed = _real_stage(stage, update, memory, cascade.get(stage), result, ms)
+        if failed is not None:
+            return failed
     return result
+
+
+REAL_STAGES = ("heldout", "long", "audit")
+
+
+def _real_stage(stage: str, update, memory: str, spec: dict | None, result: dict, ms: dict) -> dict | None:
+    """One real-data stage of the cascade; None when it went well (its result is in ``result``)."""
+    from symdisc.judge.realdata import RealStage, real_fitness
+
+    spec = dict(spec or {})
+    lrs = spec.pop("lrs_override", None)
+    t = time.perf_counter()
+    try:
+        result[stage] = real_fitness(update, memory, RealStage(**spec), lrs)
+    except CandidateError as err:
+        ms[stage] = (time.perf_counter() - t) * 1e3
+        return _failure(stage, err, ms)
+    except Exception as exc:  # the data set went missing: not the candidate's fault
+        return {"ok": False, "stage": stage, "reason": "crash", "message": f"{stage} stage: {exc}"[:300], "ms": ms}
+    ms[stage] = (time.perf_counter() - t) * 1e3
+    result["stage"] = stage
+    return None

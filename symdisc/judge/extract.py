@@ -6,6 +6,7 @@ mid-function, or mix tabs and spaces. This module finds the code; it never judge
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -85,4 +86,72 @@ def extract_code(reply: str) -> Extraction:
         return Extraction(None, "no_code", "no Python code was found in the reply")
     # Tabs mixed with spaces are a TabError in Python; a model means 4 spaces by a tab.
     code = "\n".join(ln.expandtabs(4).rstrip() for ln in code.split("\n")).strip("\n") + "\n"
+    code = strip_slash_comments(code)
     return Extraction(code, truncated=truncated)
+
+
+def _parses(text: str) -> bool:
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def strip_slash_comments(code: str) -> str:
+    """C-style `// comment`s, which the grammar's ban on `#` makes qwen2.5-coder-1.5b write.
+
+    Only where the code does not parse as it is, and only a `//` whose line parses without the rest
+    of it (tried from the last `//` backwards, so `a // 2  // halve` keeps its floor division); a
+    line that is nothing but a `//` comment goes. Code that parses is never touched.
+    """
+    if "//" not in code:
+        return code
+    if _parses(code):
+        return _strip_one_word_comments(code)
+    out = []
+    for ln in code.split("\n"):
+        body = ln.strip()
+        if body.startswith("//"):
+            continue
+        if "//" in body and not _parses(_as_statement(body)):
+            cuts = [m.start() for m in re.finditer("//", ln)]
+            for cut in reversed(cuts):
+                head = ln[:cut].rstrip()
+                if head.strip() and _parses(_as_statement(head.strip())):
+                    ln = head
+                    break
+        out.append(ln)
+    fixed = "\n".join(out)
+    return _strip_one_word_comments(fixed) if _parses(fixed) else code
+
+
+_ONE_WORD = re.compile(r"\s//\s*([A-Za-z_]\w*)\s*$")
+
+
+def _strip_one_word_comments(code: str) -> str:
+    """`return x  // decay` parses (a floor division by `decay`); where the word is a name that the
+    code never binds, it was a comment."""
+    bound = {"torch", "math", "abs", "min", "max", "float", "int", "round", "len", "range", "bool"}
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.FunctionDef):
+            bound.add(node.name)
+    out = []
+    for ln in code.split("\n"):
+        m = _ONE_WORD.search(ln)
+        if m and m.group(1) not in bound and _parses(_as_statement(ln[:m.start()].strip() or "pass")):
+            ln = ln[:m.start()].rstrip()
+        out.append(ln)
+    fixed = "\n".join(out)
+    return fixed if _parses(fixed) else code
+
+
+def _as_statement(line: str) -> str:
+    """A line of a function body as a statement that parses alone (`return`, `if ...:` and the like)."""
+    if line.endswith(":"):
+        return line + " pass"
+    return line

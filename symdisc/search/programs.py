@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Optional
 
-from symdisc.store import best_key
+from symdisc.store import FIDELITY, best_key, fidelity_of, rank_score
 
 
 class ProgramDatabase:
@@ -37,15 +37,26 @@ class ProgramDatabase:
             self.programs[row["id"]] = row
 
     def ranked(self) -> list[dict]:
-        """By proxy fitness: what every proposer optimizes (the held-out score only audits it)."""
-        return sorted(self.programs.values(), key=lambda p: (-p["fitness"], p["seq"]))
+        """In the store's one order (best_key): the highest cascade fidelity reached, then the score
+        there. What the prompt shows and every proposer optimizes."""
+        return sorted(self.programs.values(), key=best_key)
 
     def best_by_proxy(self) -> Optional[dict]:
-        ranked = self.ranked()
-        return ranked[0] if ranked else None
+        return max(self.programs.values(), key=lambda p: (p["fitness"], -p["seq"]), default=None)
+
+    def best_at(self, stage: str) -> Optional[float]:
+        """The best score any program reached at a cascade stage (``proxy``, ``heldout``, ``long``)."""
+        if stage == "proxy":
+            best = self.best_by_proxy()
+            return best["fitness"] if best else None
+        if stage == "heldout":
+            scores = [p["heldout"] for p in self.programs.values() if p.get("heldout") is not None]
+        else:
+            scores = [rank_score(p) for p in self.programs.values() if fidelity_of(p) >= FIDELITY[stage]]
+        return max(scores) if scores else None
 
     def best(self) -> Optional[dict]:
-        """The run's best in the one order the store uses (held-out where given, then proxy)."""
+        """The run's best in the one order the store uses (best_key)."""
         return min(self.programs.values(), key=best_key, default=None)
 
     def select(self, k: int, rng: random.Random) -> list[dict]:

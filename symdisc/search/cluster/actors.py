@@ -26,10 +26,10 @@ class EvaluatorActor:
     """Owns one locked-down sandbox worker, started here (one torch thread, OMP passive: the worker's
     environment is set by ``Sandbox.start`` whatever the actor's is)."""
 
-    def __init__(self, timeout_s: float, memory_mb: int, heldout: bool):
+    def __init__(self, timeout_s: float, memory_mb: int, heldout: bool, cascade=None):
         from symdisc.judge.sandbox import Sandbox
 
-        self.sandbox = Sandbox(timeout_s=timeout_s, memory_mb=memory_mb, heldout=heldout)
+        self.sandbox = Sandbox(timeout_s=timeout_s, memory_mb=memory_mb, heldout=heldout, cascade=cascade)
         self.sandbox.start()
 
     def ready(self) -> str:

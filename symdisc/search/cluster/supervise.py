@@ -75,12 +75,12 @@ class Cluster:
 
     def __init__(self, address: str, backend=None, proposers: Optional[int] = None,
                  evaluators: Optional[int] = None, timeout_s: float = 30.0, memory_mb: int = 2048,
-                 heldout: bool = False, say: Optional[Callable[[str], None]] = None):
+                 heldout: bool = False, say: Optional[Callable[[str], None]] = None, cascade: Optional[dict] = None):
         self.address = address
         self.backend = backend  # None: the strategy proposes in the driver (genome, tpe, random)
         self.n_proposers = proposers
         self.n_evaluators = evaluators
-        self.sandbox_args = dict(timeout_s=timeout_s, memory_mb=memory_mb, heldout=heldout)
+        self.sandbox_args = dict(timeout_s=timeout_s, memory_mb=memory_mb, heldout=heldout, cascade=cascade)
         self.heldout = heldout
         self.say = say or (lambda message: None)
         self.proposers = ActorSet([])
@@ -210,10 +210,13 @@ class Cluster:
 
     # -- the sandbox interface -------------------------------------------------------------------
     def evaluate(self, code: str, memory: str = SCALAR, stages=("probe",), proxy: Optional[dict] = None,
-                 timeout_s: Optional[float] = None, heldout: Optional[dict] = None) -> dict:
+                 timeout_s: Optional[float] = None, heldout: Optional[dict] = None,
+                 cascade: Optional[dict] = None) -> dict:
         """One evaluation on some evaluator, waited for; retried once if its actor dies."""
         ray = _ray()
         args = dict(memory=memory, stages=tuple(stages), proxy=proxy, timeout_s=timeout_s, heldout=heldout)
+        if cascade is not None:
+            args["cascade"] = cascade
         for _ in range(2):
             i = self.evaluators.pick()
             if i is None and self.replacing("evaluator"):

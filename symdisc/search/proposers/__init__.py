@@ -7,10 +7,10 @@ write the same run tables, and every proposal goes through the same gate, sandbo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
-from symdisc.config import PROPOSERS
+from symdisc.config import LLM_PROPOSERS, PROPOSERS  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -23,6 +23,7 @@ class Proposal:
     tokens_in: int = 0
     tokens_out: int = 0
     gen_ms: float = 0.0
+    meta: dict = field(default_factory=dict)  # llm: operator, model, island, temperature, other_id (columns)
 
 
 class Proposer(Protocol):
@@ -42,12 +43,12 @@ def make_proposer(name: str, backend=None, params_b: Optional[float] = None):
     """A proposer by name; ``llm`` wraps a text-generation backend."""
     from symdisc.errors import ConfigError
 
-    if name == "llm":
+    if name in LLM_PROPOSERS:
         from symdisc.search.proposers.llm import LLMProposer
 
         if backend is None:
             raise ConfigError("the llm proposer needs a model backend")
-        return LLMProposer(backend, params_b)
+        return LLMProposer(backend, params_b, mode=name)
     if name == "genome":
         from symdisc.search.proposers.genetic import GeneticProposer
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 from symdisc.search.genome import Genome, crossover, mutate, random_genome, to_source
 from symdisc.search.proposers import Proposal
+from symdisc.store import rank_value
 
 
 def _genome_rows(evolution) -> list[dict]:
@@ -66,7 +67,7 @@ class GeneticProposer:
         if len(pool) < self.population // 2:
             genome = random_genome(rng, memory)
             return Proposal(text=to_source(genome), origin=self.name, genome={"genome": genome.as_dict()})
-        pick = lambda: max(rng.sample(pool, min(self.tournament, len(pool))), key=lambda r: r["fitness"])  # noqa: E731
+        pick = lambda: max(rng.sample(pool, min(self.tournament, len(pool))), key=rank_value)  # noqa: E731
         mother, father = pick(), pick()
         a = Genome.from_dict(json.loads(mother["genome_json"])["genome"])
         b = Genome.from_dict(json.loads(father["genome_json"])["genome"])

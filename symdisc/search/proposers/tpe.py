@@ -11,6 +11,7 @@ from typing import Optional
 
 from symdisc.search.genome import MAX_TERMS, RANGES, SCALAR_TERMS, TERMS, Genome, to_source
 from symdisc.search.proposers import Proposal
+from symdisc.store import rank_value
 
 FAILED_VALUE = 0.0  # rejected or failed candidates score zero
 
@@ -78,7 +79,8 @@ class TPEProposer:
             return
         import optuna
 
-        value = row["fitness"] if row["fitness"] is not None else FAILED_VALUE  # behavioural twins keep theirs
+        # the run's own order (fidelity reached, then the score there); behavioural twins keep theirs
+        value = rank_value(row) if row["fitness"] is not None else FAILED_VALUE
         try:
             self.study.tell(genome["trial"], value)
         except (ValueError, RuntimeError, optuna.exceptions.OptunaError):

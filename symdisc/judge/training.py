@@ -1,0 +1,147 @@
+"""The training loop that `symdisc bench` runs, in one place for both sides of the sandbox.
+
+The bench trains torch's own optimizers (and the user's own Optimizer classes) in its process and
+rules written by a model inside the sandbox worker (``sandbox/worker.py``, op ``train``). Both call
+``train_loop`` here, so for one rule, seed and data set the two give the same numbers: the same
+initial weights (``torch.manual_seed(seed)`` before the model is built) and the same mini-batch
+order (a generator seeded with ``seed``). Imports torch only: the worker may load it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+
+def make_model(kind: str) -> nn.Module:
+    """A small CNN like the original experiment's (28x28 grey) or a slightly wider one for CIFAR-10."""
+    if kind == "cnn28":
+        return nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, 10))
+    if kind == "cnn32":
+        return nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
+    if kind == "mlp100":  # calibration's second ground-truth task (MNIST, heavy noise)
+        return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 100), nn.ReLU(), nn.Linear(100, 10))
+    raise ValueError(kind)
+
+
+class RuleOptimizer(Optimizer):
+    """A contract-form ``update`` as an Optimizer, with the exported class's bookkeeping exactly
+    (``symdisc.export``): per-parameter step counter and rule state, ``p -= update(...)``."""
+
+    def __init__(self, params, update: Callable, lr: float = 1e-3):
+        super().__init__(params, dict(lr=lr))
+        self.update = update
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["rule"] = {}
+                state["step"] += 1
+                p.sub_(self.update(p.grad, p, state["rule"], group["lr"], state["step"]))
+        return None
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += (model(x[i: i + batch]).argmax(1) == y[i: i + batch]).sum().item()
+    model.train()
+    return correct / max(1, len(x))
+
+
+def state_bytes(optimizer: Optimizer) -> int:
+    """The optimizer's live state in bytes: tensors by their storage, Python numbers as 8 bytes."""
+
+    def size(value) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.numel() * value.element_size()
+        if isinstance(value, dict):
+            return sum(size(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return sum(size(v) for v in value)
+        if isinstance(value, (int, float, bool)):
+            return 8
+        return 0
+
+    return sum(size(s) for s in optimizer.state.values())
+
+
+def measured_memory_class(optimizer: Optimizer) -> str:
+    """`buffers` if any state tensor has more than one element, else `scalar`."""
+
+    def has_buffer(value) -> bool:
+        if isinstance(value, torch.Tensor):
+            return value.numel() > 1
+        if isinstance(value, dict):
+            return any(has_buffer(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return any(has_buffer(v) for v in value)
+        return False
+
+    return "buffers" if any(has_buffer(s) for s in optimizer.state.values()) else "scalar"
+
+
+def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model_kind: str, seed: int, steps: int,
+               batch: int, eval_every: int, on_step: Optional[Callable] = None) -> dict:
+    """Train one model; ``make_optimizer(params)``; ``on_step(step)`` after every step. Returns
+    plain data (final_acc, best_acc, final_loss, state_bytes, memory_class, steps_per_s, diverged,
+    curve, losses)."""
+    torch.manual_seed(seed)
+    model = make_model(model_kind)  # same seed, same initial weights for every optimizer
+    optimizer = make_optimizer(model.parameters())
+    order = torch.Generator().manual_seed(seed)
+    loss_fn = nn.CrossEntropyLoss()
+    losses, curve = [], []
+    n = len(x_train)
+    perm = torch.randperm(n, generator=order)
+    pos, epoch_len = 0, max(1, n // batch)
+    diverged = False
+    curve.append((0, 0.0, accuracy(model, x_eval, y_eval)))  # the curve starts at the untrained model
+    train_time = 0.0
+    for step in range(1, steps + 1):
+        if pos + batch > n:
+            perm, pos = torch.randperm(n, generator=order), 0
+        idx = perm[pos: pos + batch]
+        pos += batch
+        t_step = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x_train[idx]), y_train[idx])
+        loss.backward()
+        optimizer.step()
+        train_time += time.perf_counter() - t_step
+        value = loss.item()
+        losses.append(value)
+        if not math.isfinite(value) or value > 1e4:
+            diverged = True
+            curve.append((step, step / epoch_len, accuracy(model, x_eval, y_eval)))
+            break
+        if step % eval_every == 0 or step == steps:
+            curve.append((step, step / epoch_len, accuracy(model, x_eval, y_eval)))
+        if on_step:
+            on_step(step)
+    accs = [c[2] for c in curve[1:]] or [curve[0][2]]
+    tail = [v for v in losses[-50:] if math.isfinite(v)]
+    return dict(final_acc=accs[-1], best_acc=max(accs), final_loss=sum(tail) / len(tail) if tail else float("nan"),
+                state_bytes=state_bytes(optimizer), memory_class=measured_memory_class(optimizer),
+                steps_per_s=len(losses) / train_time if train_time else 0.0, diverged=diverged, curve=curve,
+                losses=losses)
