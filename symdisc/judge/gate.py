@@ -21,10 +21,11 @@ from typing import Optional
 
 from symdisc.contract import MEMORY_CLASSES, SCALAR, UPDATE_ARGS, UPDATE_NAME, Verdict, reject
 from symdisc.judge.extract import extract_code
+from symdisc.judge.module_checks import (ANNOTATION_NAMES, _check_cycles, _check_helper_signature,
+                                         _check_signature, _sweep)
 from symdisc.judge.nodes import GateReject, _child_fields, _is_docstring, _is_state, _target_names, _walk
 from symdisc.judge.normalize import canonical_hash, strip_imports
-from symdisc.judge.constants import (_check_constant, _check_growth, _constant_number, _constant_range_length,
-                                     _is_numeric_expression)
+from symdisc.judge.constants import (_check_constant, _check_growth, _constant_range_length, _is_numeric_expression)
 from symdisc.judge.policy import (ATTRS, ESCAPE_BUILTINS, FORMAT_ATTRS, MATH_NAMES, MAX_CODE_CHARS,
                                   MAX_LOOP_ITERATIONS, MAX_NODES, MAX_RANGE, MODULES, SAFE_BUILTINS, STATE_METHODS,
                                   TORCH_CONSTANTS, TORCH_FUNCS, TORCH_SUBMODULES, _FORBIDDEN_NODES,
@@ -358,83 +359,6 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
         if _is_state(node.value):
             return
         self.visit(node.value)
-
-
-ANNOTATION_NAMES = frozenset({"float", "int", "bool", "dict"})
-
-
-def _check_type_params(fn: ast.FunctionDef) -> None:
-    if getattr(fn, "type_params", None):  # Python 3.12: def update[T: ...](...)
-        raise GateReject("forbidden_syntax", "type parameters are not allowed", fn)
-
-
-def _check_signature(fn: ast.FunctionDef) -> None:
-    _check_type_params(fn)
-    args = fn.args
-    names = [a.arg for a in args.args]
-    if tuple(names) != UPDATE_ARGS or args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
-        raise GateReject("signature", f"update must be `def update({', '.join(UPDATE_ARGS)})`, "
-                         f"got ({', '.join(names)})", fn)
-    if args.defaults or args.kw_defaults:
-        raise GateReject("stateful", "update may not have default arguments (defaults can hold state)", fn)
-
-
-def _check_helper_signature(fn: ast.FunctionDef) -> None:
-    _check_type_params(fn)
-    args = fn.args
-    if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
-        raise GateReject("forbidden_syntax", f"helper `{fn.name}` may take plain parameters only", fn)
-    for arg in args.args:
-        if arg.arg.startswith("_"):
-            raise GateReject("dunder", f"parameter `{arg.arg}` may not start with an underscore", fn)
-        if arg.arg == "state":
-            raise GateReject("stateful", "helpers may not take `state`", fn)
-    for default in args.defaults:
-        if _constant_number(default) is None:
-            raise GateReject("stateful", f"helper `{fn.name}` may only have numeric defaults "
-                             "(mutable defaults can hold state)", fn)
-
-
-def _check_cycles(calls: dict) -> None:
-    visiting, done = set(), set()
-
-    def visit(name, path):
-        if name in visiting:
-            raise GateReject("recursion", f"`{name}` calls itself through {' -> '.join(path + [name])}")
-        if name in done or name not in calls:
-            return
-        visiting.add(name)
-        for callee in sorted(calls[name]):
-            visit(callee, path + [name])
-        visiting.discard(name)
-        done.add(name)
-
-    for name in sorted(calls):
-        visit(name, [])
-
-
-def _sweep(nodes: list) -> None:
-    """A last pass over every node of the module, wherever it stands (annotations, defaults,
-    decorators, module level): no underscore names or attributes, no escape builtins, no torch
-    attribute outside the allow-list. The checks above are contextual; this one forgets nothing."""
-    for node in nodes:
-        kind = type(node)
-        if kind is ast.Name:
-            if node.id.startswith("_"):
-                raise GateReject("dunder", f"name `{node.id}` may not start with an underscore", node)
-            if node.id in ESCAPE_BUILTINS:
-                raise GateReject("forbidden_name", f"`{node.id}` is not allowed", node)
-        elif kind is ast.Attribute:
-            if node.attr.startswith("_"):
-                raise GateReject("dunder", f"attribute `.{node.attr}` is not allowed", node)
-            base = node.value
-            if type(base) is ast.Name and base.id == "torch" and node.attr not in TORCH_FUNCS \
-                    and node.attr not in TORCH_CONSTANTS and node.attr not in TORCH_SUBMODULES and node.attr != "Tensor":
-                raise GateReject("forbidden_attr", f"`torch.{node.attr}` is not in the allow-list", node)
-        elif kind is ast.arg and node.arg.startswith("_"):
-            raise GateReject("dunder", f"parameter `{node.arg}` may not start with an underscore", node)
-        elif kind is ast.FunctionDef and node.decorator_list:
-            raise GateReject("forbidden_syntax", "decorators are not allowed", node)
 
 
 def check_code(code: str, memory: str = SCALAR) -> GateResult:
