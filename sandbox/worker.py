@@ -156,7 +156,8 @@ def _train(request: dict, data) -> dict:
             lambda params: training.RuleOptimizer(params, rule, float(request["lr"])), data["x_train"],
             data["y_train"], data["x_eval"], data["y_eval"], data["model_kind"], int(request["seed"]),
             int(request["steps"]), int(request["batch"]), int(request["eval_every"]),
-            lambda step: _send({"progress": step}) if step % every == 0 else None)
+            lambda step: _send({"progress": step}) if step % every == 0 else None,
+            str(request.get("schedule", "constant")))
     except CandidateError as err:
         return {"ok": False, "stage": "bench", "reason": err.reason, "message": err.message[:300]}
     except MemoryError:

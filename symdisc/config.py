@@ -127,6 +127,8 @@ class SamplingConfig:
 # Search strategies (symdisc.search.proposers). llm: operators, islands, weighted parents and a
 # bandit (issue 12); llm-legacy: the loop before it (the best programs and the last errors in every
 # prompt); llm-independent: the seed prompt sampled independently every time, the baseline to beat.
+SCHEDULES = ("constant", "warmup-cosine")  # bench learning-rate schedules (judge/training.lr_factor)
+
 PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent")
 LLM_PROPOSERS = ("llm", "llm-legacy", "llm-independent")
 
@@ -249,7 +251,7 @@ class BenchConfig:
     steps: Optional[int] = None  # overrides epochs
     batch: int = 128
     tune: int = 0  # Optuna TPE trials per optimizer; 0 = each optimizer's default lr
-    tune_steps: int = 300  # training steps per tuning trial
+    tune_steps: Optional[int] = None  # training steps per tuning trial; None: as long as the run
     lr: dict = field(default_factory=dict)  # explicit learning rates by optimizer label
     suite: Optional[str] = None  # evo-optimizer
     subset: Optional[int] = None  # training examples (the suite uses 15,000)
@@ -260,3 +262,4 @@ class BenchConfig:
     unsandboxed: bool = False  # --unsandboxed: train them in this process (code the user has read)
     sandbox_memory_mb: int = 4096  # address space for the training worker, beyond its loaded data
     epoch_timeout_s: float = 600.0  # wall clock per epoch in the worker
+    schedule: str = "constant"  # one of SCHEDULES, for every optimizer alike (judge/training.py)

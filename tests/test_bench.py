@@ -413,3 +413,42 @@ def test_unsandboxed_is_announced(tmp_path, monkeypatch):
     report = run_bench(config, Store(tmp_path / "s.db"), tmp_path / "out", say=notes.append)
     assert any(n.startswith("UNSANDBOXED: mine") for n in notes)
     assert "UNSANDBOXED" in report["execution"]["mine"] and "sandbox" not in report
+
+
+def test_schedules_are_the_same_for_every_optimizer_and_both_sides():
+    # Fair baselines: warmup-cosine scales whatever lr an optimizer's groups hold, torch's own and a
+    # sandboxed rule alike, and the sandboxed rule still gives the in-process numbers.
+    from symdisc.bench.entries import _rule_entry
+    from symdisc.bench.train import train
+    from symdisc.judge.sandbox import TrainingSandbox
+    from symdisc.judge.training import lr_factor, train_loop
+
+    assert lr_factor("constant", 7, 100) == 1.0
+    assert lr_factor("warmup-cosine", 1, 100) == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi * 0.01)))
+    assert lr_factor("warmup-cosine", 5, 100) == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.05)))
+    assert lr_factor("warmup-cosine", 100, 100) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError):
+        lr_factor("linear", 1, 10)
+
+    seen = []
+
+    class Recording(torch.optim.SGD):
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    x, y, xe, ye = _tiny_data()
+    train_loop(lambda ps: Recording(ps, lr=0.1), x, y, xe, ye, "cnn28", 0, 20, 32, 10, schedule="warmup-cosine")
+    assert seen == pytest.approx([0.1 * lr_factor("warmup-cosine", s, 20) for s in range(1, 21)])
+
+    torch.set_num_threads(1)
+    code = rules.source("sign_sgd")
+    inside = _rule_entry("r", code, "scalar", 1e-3, "test", unsandboxed=False)
+    here = _rule_entry("r", code, "scalar", 1e-3, "test", unsandboxed=True)
+    with TrainingSandbox(threads=1, epoch_timeout_s=120) as runner:
+        inside.runner = runner
+        a = train(inside, 0.01, x, y, xe, ye, "cnn28", 1, 12, 32, 4, schedule="warmup-cosine")
+    b = train(here, 0.01, x, y, xe, ye, "cnn28", 1, 12, 32, 4, schedule="warmup-cosine")
+    flat = train(here, 0.01, x, y, xe, ye, "cnn28", 1, 12, 32, 4)
+    assert a.verdict is None and a.losses == b.losses
+    assert b.losses[0] == flat.losses[0] and b.losses != flat.losses  # same start, scheduled steps after

@@ -25,6 +25,12 @@ from symdisc.bench import train as training  # called through the module, so tes
 from symdisc.bench.train import TASKS, SeedResult, prepare_task
 
 
+def run_steps(config: BenchConfig, n_train: int, steps: Optional[int] = None) -> int:
+    """Training steps of one run: ``steps`` (a suite's), else --steps, else --epochs over the data."""
+    epoch_len = max(1, n_train // config.batch)
+    return steps or config.steps or max(1, int(round((config.epochs or 1) * epoch_len)))
+
+
 def run_task(task: str, entries: list[Entry], config: BenchConfig, lrs: dict, progress=None,
              on_result: Optional[Callable] = None, steps: Optional[int] = None, subset: Optional[int] = None,
              failures: Optional[dict] = None):
@@ -35,7 +41,7 @@ def run_task(task: str, entries: list[Entry], config: BenchConfig, lrs: dict, pr
     for seed in range(config.seeds):
         x_train, y_train, ds, model_kind, noise = prepare_task(task, config, subset, seed)
         epoch_len = max(1, len(x_train) // config.batch)
-        total = steps or config.steps or max(1, int(round((config.epochs or 1) * epoch_len)))
+        total = run_steps(config, len(x_train), steps)
         eval_every = max(1, min(total, epoch_len // max(1, config.evals_per_epoch)))
         for entry in entries:
             if entry.label in failures:
@@ -43,7 +49,7 @@ def run_task(task: str, entries: list[Entry], config: BenchConfig, lrs: dict, pr
             bar = progress.add_task(f"{task} {entry.label} seed {seed}", total=total) if progress else None
             advance = (lambda b=bar: progress.advance(b)) if progress else None
             result = training.train(entry, lrs[entry.label], x_train, y_train, ds.x_test, ds.y_test, model_kind, seed, total,
-                           config.batch, eval_every, advance)
+                           config.batch, eval_every, advance, config.schedule)
             if progress:
                 progress.update(bar, completed=total, visible=False)
             if result.verdict:
@@ -111,8 +117,10 @@ def run_bench(config: BenchConfig, store, out: Optional[Path] = None, progress=N
                     lrs[e.label] = float(config.lr[e.label])
                 elif config.tune:
                     x_train, y_train, _, model_kind, _ = prepare_task(task, config, suite["subset"] if suite else config.subset, 0)
-                    say(f"tuning {e.label} on {task}: {config.tune} TPE trials of {config.tune_steps} steps")
-                    lrs[e.label] = training.tune_lr(e, config.tune, x_train, y_train, model_kind, config.tune_steps, config.batch)
+                    trial_steps = config.tune_steps or run_steps(config, len(x_train), suite["steps"] if suite else None)
+                    say(f"tuning {e.label} on {task}: {config.tune} TPE trials of {trial_steps} steps")
+                    lrs[e.label] = training.tune_lr(e, config.tune, x_train, y_train, model_kind, trial_steps, config.batch,
+                                                       schedule=config.schedule)
                 else:
                     lrs[e.label] = e.default_lr
             lrs_by_task[task] = lrs

@@ -47,13 +47,13 @@ class SeedResult:
 
 
 def train(entry: Entry, lr: float, x_train, y_train, x_eval, y_eval, model_kind: str, seed: int, steps: int,
-          batch: int, eval_every: int, on_step: Optional[Callable] = None) -> SeedResult:
+          batch: int, eval_every: int, on_step: Optional[Callable] = None, schedule: str = "constant") -> SeedResult:
     """One training run: in this process (torch's optimizers, built-in rules, the user's own
     Optimizer classes, --unsandboxed) or in the sandbox worker (rules written by a model). Both
     run ``judge.training.train_loop``: same initial weights, same batches, same numbers."""
     if entry.sandboxed:
         answer = entry.runner.train(entry.code, entry.memory, lr, x_train, y_train, x_eval, y_eval, model_kind, seed,
-                                    steps, batch, eval_every, on_step)
+                                    steps, batch, eval_every, on_step, schedule)
         if not answer.get("ok"):
             return SeedResult(optimizer=entry.label, seed=seed, lr=lr, final_acc=float("nan"), best_acc=float("nan"),
                               final_loss=float("nan"), state_bytes=0, memory_class=entry.memory, steps_per_s=0.0,
@@ -66,11 +66,12 @@ def train(entry: Entry, lr: float, x_train, y_train, x_eval, y_eval, model_kind:
     else:
         step_hook = (lambda step: on_step()) if on_step else None
         out = train_loop(lambda params: entry.make(params, lr, steps), x_train, y_train, x_eval, y_eval, model_kind,
-                         seed, steps, batch, eval_every, step_hook)
+                         seed, steps, batch, eval_every, step_hook, schedule)
     return SeedResult(optimizer=entry.label, seed=seed, lr=lr, **out)
 
 
-def tune_lr(entry: Entry, trials: int, x_train, y_train, model_kind: str, steps: int, batch: int, seed: int = 0) -> float:
+def tune_lr(entry: Entry, trials: int, x_train, y_train, model_kind: str, steps: int, batch: int, seed: int = 0,
+            schedule: str = "constant") -> float:
     """Optuna TPE over log(lr) around the default, scored on a validation split of the training set."""
     import optuna
 
@@ -83,7 +84,8 @@ def tune_lr(entry: Entry, trials: int, x_train, y_train, model_kind: str, steps:
 
     def objective(trial):
         lr = trial.suggest_float("lr", entry.default_lr / 30, entry.default_lr * 30, log=True)
-        result = train(entry, lr, x_fit, y_fit, x_val, y_val, model_kind, seed, steps, batch, eval_every=steps)
+        result = train(entry, lr, x_fit, y_fit, x_val, y_val, model_kind, seed, steps, batch, eval_every=steps,
+                       schedule=schedule)
         return 0.0 if result.diverged or getattr(result, "verdict", None) else result.final_acc
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(trials))

@@ -27,8 +27,9 @@ def bench(
     epochs: Optional[float] = typer.Option(None, help="Training length in epochs (default 3)."),
     steps: Optional[int] = typer.Option(None, help="Training length in steps (instead of --epochs)."),
     tune: int = typer.Option(0, help="Optuna TPE trials per optimizer for the learning rate (0: documented defaults)."),
-    tune_steps: int = typer.Option(300, "--tune-steps", help="Training steps per tuning trial (short trials favour "
-                                   "large learning rates: give the training length for a search that matches the run)."),
+    tune_steps: Optional[int] = typer.Option(None, "--tune-steps", help="Training steps per tuning trial (default: as "
+                                             "long as the run, so the search and the run see the same schedule; "
+                                             "short trials favour large learning rates)."),
     lr: list[str] = typer.Option([], "--lr", help="NAME=VALUE: a fixed learning rate for one optimizer (repeatable)."),
     batch: int = typer.Option(128, help="Mini-batch size."),
     subset: Optional[int] = typer.Option(None, help="Train on a random subset of this many examples."),
@@ -43,6 +44,9 @@ def bench(
                                        "worker beyond its loaded data."),
     epoch_timeout: float = typer.Option(600.0, "--epoch-timeout", help="Wall-clock seconds per epoch for a sandboxed "
                                         "rule; past it the worker is killed and the rule gets a timeout verdict."),
+    schedule: str = typer.Option("constant", "--schedule", help="Learning-rate schedule for every optimizer alike, "
+                                 "built-in or discovered: constant, or warmup-cosine (5% linear warmup, cosine decay "
+                                 "to the run's length)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Train real models with discovered and classic optimizers and compare them fairly.
@@ -57,6 +61,10 @@ def bench(
 
     if epochs is not None and steps is not None:
         raise UsageError("give --epochs or --steps, not both")
+    from symdisc.config import SCHEDULES
+
+    if schedule not in SCHEDULES:
+        raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
     fixed = {}
     for item in lr:
         name, _, value = item.partition("=")
@@ -68,7 +76,8 @@ def bench(
                          noise=noise, seeds=seeds, epochs=3 if epochs is None and steps is None else epochs,
                          steps=steps, batch=batch, tune=tune, tune_steps=tune_steps, lr=fixed, suite=suite,
                          subset=subset, data_dir=str(data_dir) if data_dir else None, evals_per_epoch=evals,
-                         unsandboxed=unsandboxed, sandbox_memory_mb=sandbox_memory, epoch_timeout_s=epoch_timeout)
+                         unsandboxed=unsandboxed, sandbox_memory_mb=sandbox_memory, epoch_timeout_s=epoch_timeout,
+                         schedule=schedule)
     store = _open_store(create=True)
     err = _stderr()
     t0 = time.perf_counter()

@@ -198,7 +198,7 @@ class TrainingSandbox(Sandbox):
         self.start()
 
     def train(self, code: str, memory: str, lr: float, x_train, y_train, x_eval, y_eval, model_kind: str,
-              seed: int, steps: int, batch: int, eval_every: int, on_step=None) -> dict:
+              seed: int, steps: int, batch: int, eval_every: int, on_step=None, schedule: str = "constant") -> dict:
         """Train in the worker; ``on_step(step)`` as progress arrives. Never raises for the rule's
         faults: the answer's ``reason`` says which limit or rule was broken."""
         try:
@@ -209,7 +209,7 @@ class TrainingSandbox(Sandbox):
         every = max(1, min(epoch_len, 10))
         budget = self.epoch_timeout_s * (steps / epoch_len + 1)
         request = {"op": "train", "code": code, "memory": memory, "lr": lr, "seed": seed, "steps": steps,
-                   "batch": batch, "eval_every": eval_every, "progress_every": every,
+                   "batch": batch, "eval_every": eval_every, "progress_every": every, "schedule": schedule,
                    "cpu_s": budget * self.threads * 1.5}
         if not self.send(request):
             return self._lost(False, "the worker died before training")

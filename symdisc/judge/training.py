@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from symdisc.config import SCHEDULES
+
 
 def make_model(kind: str) -> nn.Module:
     """A small CNN like the original experiment's (28x28 grey) or a slightly wider one for CIFAR-10."""
@@ -101,14 +103,31 @@ def measured_memory_class(optimizer: Optimizer) -> str:
     return "buffers" if any(has_buffer(s) for s in optimizer.state.values()) else "scalar"
 
 
+# Learning-rate schedules the bench offers every optimizer alike, built-in or discovered, so a rule
+# that decays its own step in t is also compared against baselines that decay theirs.
+WARMUP_FRACTION = 0.05
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The factor on every parameter group's learning rate at ``step`` (1-based) of ``steps``."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "warmup-cosine":
+        warmup = max(1, int(round(WARMUP_FRACTION * steps)))
+        return min(1.0, step / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / max(1, steps)))
+    raise ValueError(f"unknown schedule {schedule!r} (one of {', '.join(SCHEDULES)})")
+
+
 def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model_kind: str, seed: int, steps: int,
-               batch: int, eval_every: int, on_step: Optional[Callable] = None) -> dict:
-    """Train one model; ``make_optimizer(params)``; ``on_step(step)`` after every step. Returns
-    plain data (final_acc, best_acc, final_loss, state_bytes, memory_class, steps_per_s, diverged,
-    curve, losses)."""
+               batch: int, eval_every: int, on_step: Optional[Callable] = None, schedule: str = "constant") -> dict:
+    """Train one model; ``make_optimizer(params)``; ``on_step(step)`` after every step; ``schedule``
+    scales every group's lr (one of SCHEDULES). Returns plain data (final_acc, best_acc, final_loss,
+    state_bytes, memory_class, steps_per_s, diverged, curve, losses)."""
+    lr_factor(schedule, 1, steps)  # an unknown schedule fails before any training
     torch.manual_seed(seed)
     model = make_model(model_kind)  # same seed, same initial weights for every optimizer
     optimizer = make_optimizer(model.parameters())
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     order = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
     losses, curve = [], []
@@ -124,6 +143,10 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
         idx = perm[pos: pos + batch]
         pos += batch
         t_step = time.perf_counter()
+        if schedule != "constant":
+            factor = lr_factor(schedule, step, steps)
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * factor
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x_train[idx]), y_train[idx])
         loss.backward()
