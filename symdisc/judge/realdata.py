@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from symdisc.data import flip_labels
 from symdisc.judge.harness import CheckedRule
+from symdisc.judge.proxy import _forward, _loss_and_grads
 from symdisc.judge.restricted import CandidateError
 
 from symdisc.config import HALF_DECADE, HeldoutConfig
@@ -109,26 +110,6 @@ def forget_datasets() -> None:
 
 
 # -- batched models -------------------------------------------------------------------------------
-def _mlp_logits(params, x):
-    w1, w2 = params
-    hidden = torch.relu(x @ w1.transpose(1, 2))
-    return hidden, hidden @ w2.transpose(1, 2)
-
-
-def _mlp_loss_grads(params, x, y):
-    w1, w2 = params
-    hidden, logits = _mlp_logits(params, x)
-    logp = torch.log_softmax(logits, dim=2)
-    dlogits = logp.exp()
-    dlogits.scatter_add_(2, y.unsqueeze(2), torch.full_like(dlogits[..., :1], -1.0))
-    dlogits /= x.shape[1]
-    g_w2 = dlogits.transpose(1, 2) @ hidden
-    dhidden = (dlogits @ w2) * (hidden > 0)
-    g_w1 = dhidden.transpose(1, 2) @ x
-    loss = -logp.gather(2, y.unsqueeze(2)).squeeze(2).mean(dim=1)
-    return loss, [g_w1, g_w2]
-
-
 def _cnn_logits(params, x):
     """x: (N, B, C, H, W), params stacked over N networks; one grouped conv runs all networks."""
     w1, w2, w3 = params
@@ -148,7 +129,8 @@ def _cnn_loss_grads(params, x, y):
     return losses.detach(), list(grads)
 
 
-_MODELS = {"mlp": (_mlp_loss_grads, _mlp_logits), "cnn": (_cnn_loss_grads, _cnn_logits)}
+# The MLP is the proxy's batched two-layer network, gradients by hand (one implementation).
+_MODELS = {"mlp": (_loss_and_grads, _forward), "cnn": (_cnn_loss_grads, _cnn_logits)}
 
 
 def _val_logits(forward, params, x_val, chunk=500):
