@@ -72,10 +72,8 @@ def test_run_data_counts_outcomes_tree_and_command(scripted_run):
 
 
 def test_optional_columns_and_bench_results_are_shown(tmp_path):
-    """operator/model columns (added by other parts of symdisc) and a bench run with its figure."""
+    """operator/model columns (migration 6) and a bench run with its figure."""
     store = Store(tmp_path / "symdisc.db")
-    store.db.execute("ALTER TABLE candidates ADD COLUMN operator TEXT")
-    store.db.execute("ALTER TABLE candidates ADD COLUMN model TEXT")
     run_id = store.create_run("evolve", {"model": "qwen2.5-coder-0.5b", "candidates": 3, "seed": 1, "memory": "scalar",
                                          "proposer": "llm", "funnel": True, "sampling": {"temperature": 0.7}})
     seed = store.add_candidate(run_id, 0, "seed", "evaluated", name="sgd", fitness=0.5, code="def update(): pass")
