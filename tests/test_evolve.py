@@ -2,16 +2,15 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from symdisc.llm.fake import ScriptedBackend
 from symdisc.config import EvolveConfig, ProxyConfig
 from symdisc.search.loop import Evolution
+from tests.killing import evolve_then_kill
 from symdisc.store import Store
 
 GOOD_NORM = """```python
@@ -144,21 +143,7 @@ def test_resume_after_sigkill_loses_nothing(tmp_path):
     variants = [f"def update(grad, param, state, lr, t):\n    return lr * torch.tanh({k} * grad)\n" for k in range(2, 40)]
     replies.write_text(json.dumps(variants))
     env = dict(os.environ, SYMDISC_HOME=str(home))
-    args = ["evolve", "--fake-replies", str(replies), "--fake-delay", "0.3", "-n", "10"]
-    proc = subprocess.Popen([sys.executable, "-m", "symdisc.cli.app", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    db = home / "symdisc.db"
-    deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline and done < 3:
-        time.sleep(0.3)
-        if db.exists():
-            with Store(db) as store:
-                runs = store.list_runs()
-                done = runs[0]["candidates"] - 3 if runs else 0
-    assert done >= 3, "the run did not get going"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    db = evolve_then_kill(home, ["--fake-replies", str(replies), "--fake-delay", "0.3", "-n", "10"], env)
 
     with Store(db) as store:
         run = store.list_runs()[0]

@@ -2,14 +2,13 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 from symdisc.config import EvolveConfig, ProxyConfig
 from symdisc.llm.fake import ScriptedBackend
 from symdisc.search.loop import Evolution
+from tests.killing import evolve_then_kill
 from symdisc.store import Store
 
 FAST_PROXY = ProxyConfig(seeds=2, steps=30)
@@ -56,21 +55,7 @@ def test_parallel_resume_after_sigkill_loses_no_stored_reply(tmp_path):
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps(VARIANTS))
     env = dict(os.environ, SYMDISC_HOME=str(home))
-    args = ["evolve", "--fake-replies", str(replies), "--fake-delay", "0.3", "-n", "10", "--parallel", "3"]
-    proc = subprocess.Popen([sys.executable, "-m", "symdisc.cli.app", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    db = home / "symdisc.db"
-    deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline and done < 3:
-        time.sleep(0.3)
-        if db.exists():
-            with Store(db) as store:
-                runs = store.list_runs()
-                done = runs[0]["candidates"] - 3 if runs else 0
-    assert done >= 3, "the run did not get going"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    db = evolve_then_kill(home, ["--fake-replies", str(replies), "--fake-delay", "0.3", "-n", "10", "--parallel", "3"], env)
     with Store(db) as store:
         run = store.list_runs()[0]
         before = store.candidates(run["id"])
