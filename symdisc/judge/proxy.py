@@ -115,6 +115,22 @@ def proxy_fitness(update: Callable, memory: str, cfg: ProxyConfig) -> dict:
     return train_stacked(update, memory, _tasks(cfg), cfg.lrs, cfg.seeds, cfg.steps)
 
 
+def step_networks(rule, params, views, grads, loss, states, alive, lrs, t: int) -> None:
+    """One step of every stacked network still alive: ``views[j][k] -= rule(...)`` in place. A network
+    whose loss is not finite or explodes, or whose weights are not finite, stops (``alive[k]``)."""
+    healthy = (torch.isfinite(loss) & (loss < 1e3)).tolist()
+    finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params]).all(0).tolist()
+    grad_views = [g.unbind(0) for g in grads]
+    for k in range(len(alive)):
+        if not alive[k]:
+            continue
+        if not (healthy[k] and finite[k]):
+            alive[k] = False  # diverged: NaN or exploding loss, or non-finite weights
+            continue
+        for j in range(len(params)):
+            views[j][k].sub_(rule(grad_views[j][k], views[j][k], states[k][j], lrs[k], t))
+
+
 def train_stacked(update: Callable, memory: str, tasks: _Tasks, lrs_grid, seeds: int, steps: int) -> dict:
     """Train every (seed, lr) network of ``tasks`` with the candidate; score clean validation accuracy.
     Shared by the proxy and the held-out stage (which builds its tasks from real data)."""
@@ -133,17 +149,7 @@ def train_stacked(update: Callable, memory: str, tasks: _Tasks, lrs_grid, seeds:
     for t in range(1, steps + 1):
         idx = tasks.batches[t - 1]
         loss, grads = _loss_and_grads(params, tasks.x_train[net_index, idx], tasks.y_train[net_index, idx])
-        healthy = (torch.isfinite(loss) & (loss < 1e3)).tolist()
-        finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params]).all(0).tolist()
-        grad_views = [g.unbind(0) for g in grads]
-        for k in range(n_nets):
-            if not alive[k]:
-                continue
-            if not (healthy[k] and finite[k]):
-                alive[k] = False  # diverged: NaN or exploding loss, or non-finite weights
-                continue
-            for j in range(len(params)):
-                views[j][k].sub_(rule(grad_views[j][k], views[j][k], states[k][j], lrs[k], t))
+        step_networks(rule, params, views, grads, loss, states, alive, lrs, t)
     _, logits = _forward(params, tasks.x_val)
     correct = (logits.argmax(dim=2) == tasks.y_val).float().mean(dim=1)
     finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params]).all(0).tolist()

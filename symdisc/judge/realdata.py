@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from symdisc.data import flip_labels
 from symdisc.judge.harness import CheckedRule
-from symdisc.judge.proxy import _forward, _loss_and_grads
+from symdisc.judge.proxy import _forward, _loss_and_grads, step_networks
 from symdisc.judge.restricted import CandidateError
 
 from symdisc.config import HALF_DECADE, HeldoutConfig
@@ -162,17 +162,7 @@ def real_fitness(update: Callable, memory: str, cfg: RealStage, lrs: Optional[tu
             yb = tasks.y_train[seed_of.unsqueeze(1), idx]
             with torch.enable_grad():
                 loss, grads = loss_grads(params, xb, yb)
-            healthy = (torch.isfinite(loss) & (loss < 1e3)).tolist()
-            finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params]).all(0).tolist()
-            grad_views = [g.unbind(0) for g in grads]
-            for k in range(n_nets):
-                if not alive[k]:
-                    continue
-                if not (healthy[k] and finite[k]):
-                    alive[k] = False
-                    continue
-                for j in range(len(params)):
-                    views[j][k].sub_(rule(grad_views[j][k], views[j][k], states[k][j], lr_of[k], t))
+            step_networks(rule, params, views, grads, loss, states, alive, lr_of, t)
         logits = _val_logits(forward, params, x_val)
     correct = (logits.argmax(dim=2) == y_val).float().mean(dim=1)
     finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params]).all(0).tolist()

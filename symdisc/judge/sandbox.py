@@ -51,6 +51,18 @@ def isolation_prefix(mode: str = "auto") -> tuple[list, str]:
     return [], "none"
 
 
+
+def death_verdict(stalled: bool, code, what: str, who: str) -> tuple:
+    """The reason code and message for a worker that gave no answer: stalled (killed by us), or dead
+    by its CPU-time limit, by a kill (the kernel's, for memory), or otherwise."""
+    if stalled:
+        return "timeout", f"{what}; the worker was killed"
+    if code == -signal.SIGXCPU:
+        return "cpu_time", f"the {who} used up its CPU-time limit"
+    if code == -signal.SIGKILL:
+        return "memory", "the worker was killed (out of memory?)"
+    return "crash", f"the worker died (exit status {code})"
+
 class Sandbox(ChildProcess):
     """A persistent worker. Use as a context manager; ``evaluate`` never raises for candidate faults."""
 
@@ -138,14 +150,7 @@ class Sandbox(ChildProcess):
         code = None if stalled else self.proc.returncode
         self.kill()
         self.restarts += 1
-        if stalled:
-            reason, message = "timeout", f"no answer within {timeout_s:g} s; the worker was killed"
-        elif code == -signal.SIGXCPU:
-            reason, message = "cpu_time", "the candidate used up its CPU-time limit"
-        elif code == -signal.SIGKILL:
-            reason, message = "memory", "the worker was killed (out of memory?)"
-        else:
-            reason, message = "crash", f"the worker died (exit status {code})"
+        reason, message = death_verdict(stalled, code, f"no answer within {timeout_s:g} s", "candidate")
         return {"ok": False, "stage": "sandbox", "reason": reason, "message": message,
                 "ms": {"sandbox": elapsed_ms}}
 
@@ -239,14 +244,7 @@ class TrainingSandbox(Sandbox):
         self.kill()
         self._data_key = None
         self.restarts += 1
-        if stalled:
-            reason, message = "timeout", f"{what}; the worker was killed"
-        elif code == -signal.SIGXCPU:
-            reason, message = "cpu_time", "the rule used up its CPU-time limit"
-        elif code == -signal.SIGKILL:
-            reason, message = "memory", "the worker was killed (out of memory?)"
-        else:
-            reason, message = "crash", f"the worker died (exit status {code})"
+        reason, message = death_verdict(stalled, code, what, "rule")
         return {"ok": False, "stage": "sandbox", "reason": reason, "message": message}
 
     def close(self, grace_s: float = 3.0) -> None:
