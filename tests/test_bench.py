@@ -360,6 +360,9 @@ def test_sandboxed_training_gives_the_in_process_numbers_and_a_verdict_for_a_hun
     b = train(here, 0.01, x, y, xe, ye, "cnn28", 1, 10, 32, 4)
     assert a.verdict is None and a.losses == b.losses and a.curve == b.curve
     assert (a.final_acc, a.state_bytes, a.memory_class) == (b.final_acc, b.state_bytes, b.memory_class)
+    # the scalar class is per parameter tensor: 4 layers, a weight and a bias each, 16 bytes per tensor
+    assert a.param_tensors == b.param_tensors == 8
+    assert summarize([a, again])["r"]["state_bytes_per_tensor"] == a.state_bytes / 8 == 16
     assert blown.verdict == "memory" and blown.losses == []
     assert again.verdict is None and again.losses != a.losses  # seed 2: other init, other batches
     c = train(here, 0.01, x, y, xe, ye, "cnn28", 2, 10, 32, 4)

@@ -143,6 +143,24 @@ def test_several_models_are_drawn_by_the_bandit(home, gate, sandbox):
     assert set(store.proposal_stats(evo.run_id, "model")) == {"small", "big"}
 
 
+def test_several_models_in_parallel_each_answer_their_own_requests(home, gate, sandbox):
+    # --parallel with several --model: a request must be decoded by the model its bandit chose
+    # (it once went to the first model whatever the draw, with the other model's name logged).
+    a, b = ScriptedBackend(VARIANTS[:4]), ScriptedBackend(VARIANTS[4:])
+    proposer = LLMProposer(a, models=[("small", a, 0.5), ("big", b, 1.5)])
+    store = Store()
+    config = _config(candidates=8)
+    config.parallel = 3
+    evo = Evolution.start(store, config, proposer, gate, sandbox)
+    evo.run()
+    assert a.calls and b.calls and a.calls + b.calls == 8
+    by_model = {name: [r for r in store.candidates(evo.run_id) if r["origin"] == "llm" and r["model"] == name]
+                for name in ("small", "big")}
+    assert len(by_model["small"]) == a.calls and len(by_model["big"]) == b.calls
+    assert {r["response"] for r in by_model["small"]} <= set(VARIANTS[:4])
+    assert {r["response"] for r in by_model["big"]} <= set(VARIANTS[4:])
+
+
 def test_legacy_and_independent_modes(home, gate, sandbox):
     for mode in ("llm-legacy", "llm-independent"):
         backend = ScriptedBackend(VARIANTS)

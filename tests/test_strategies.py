@@ -218,6 +218,46 @@ def test_compare_gives_every_strategy_the_same_budget(home, gate, sandbox):
     assert row["100%"]["mean"] == pytest.approx(sum(finals) / len(finals))
 
 
+def test_compare_with_a_wall_clock_budget_and_resume(home, gate, sandbox):
+    from symdisc.search.compare import at_time
+
+    store = Store()
+    minutes = 0.05  # 3 s per strategy
+    report = run_compare(store, ["random", "genome"], evaluations=None, minutes=minutes, repeats=1, memory=SCALAR,
+                         make_proposer=make_proposer, gate=gate, sandbox=sandbox, proxy=FAST, funnel=False)
+    assert report["minutes"] == minutes and report["evaluations"] is None
+    for name, runs in report["results"].items():
+        (r,) = runs
+        run = store.get_run(r["run_id"])
+        assert run["config"]["minutes"] == minutes and run["config"]["candidates"] is None
+        # the run stopped on time: after its budget, within one candidate's evaluation
+        assert minutes * 60 <= run["summary"]["elapsed_s"] < minutes * 60 + 10
+        assert r["evaluated"] >= 1 and r["best"] is not None
+        assert all(t <= run["summary"]["elapsed_s"] + 1 for t, _ in r["timed"])
+        assert report["table"][name]["100%"]["mean"] == pytest.approx(at_time(r["timed"], minutes * 60, 1.0))
+    # a comparison whose second strategy was stopped: resume keeps the finished run, continues the other
+    stopped = report["results"]["genome"][0]["run_id"]
+    store.update_run(stopped, status="interrupted")
+    store.update_run(report["id"], status="interrupted")
+    before = store.evaluated_count(stopped)
+    again = run_compare(store, [], evaluations=None, repeats=0, memory=SCALAR, make_proposer=make_proposer,
+                        gate=gate, sandbox=sandbox, resume=report["id"])
+    assert again["id"] == report["id"]
+    assert [r["run_id"] for r in again["results"]["random"]] == [report["results"]["random"][0]["run_id"]]
+    assert [r["run_id"] for r in again["results"]["genome"]] == [stopped]
+    assert store.get_run(stopped)["status"] == "finished"
+    assert store.evaluated_count(report["results"]["random"][0]["run_id"]) == report["results"]["random"][0]["evaluated"]
+    assert store.evaluated_count(stopped) >= before
+
+
+def test_compare_wants_exactly_one_budget(home, gate, sandbox):
+    from symdisc.errors import UsageError
+
+    with pytest.raises(UsageError):
+        run_compare(Store(), ["random"], evaluations=5, minutes=1.0, repeats=1, memory=SCALAR,
+                    make_proposer=make_proposer, gate=gate, sandbox=sandbox, proxy=FAST, funnel=False)
+
+
 def test_best_so_far_counts_sandbox_evaluations_only():
     rows = [dict(origin="seed", eval_ms=1, fitness=0.9, status="evaluated"),
             dict(origin="llm", eval_ms=None, fitness=None, status="rejected"),

@@ -118,6 +118,7 @@ BUILTINS: dict[str, OptimizerSpec] = {s.name: s for s in [
     OptimizerSpec("adam", 1e-3, _torch(torch.optim.Adam), "Adam", "buffers"),
     OptimizerSpec("adamw", 1e-3, _torch(torch.optim.AdamW, weight_decay=0.01), "AdamW, weight decay 0.01", "buffers"),
     OptimizerSpec("lion", 1e-4, _rule("lion", "buffers"), "Lion (symdisc/rules/lion.py)", "buffers"),
+    OptimizerSpec("sign-sgd", 1e-3, _rule("sign_sgd", "scalar"), "signSGD (symdisc/rules/sign_sgd.py)", "scalar"),
     OptimizerSpec("robust-zero-state", 1e-3, _rule("robust_zero_state", "scalar"),
                   "the original experiment's rule (symdisc/rules/robust_zero_state.py)", "scalar"),
     OptimizerSpec("evo-genome", EvoGenome.LR, lambda params, lr, total_steps: EvoGenome(params, lr, total_steps),

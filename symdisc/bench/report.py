@@ -28,6 +28,9 @@ def summarize(results: list[SeedResult]) -> dict:
             "final_mean": statistics.mean(final), "final_std": statistics.stdev(final) if len(final) > 1 else 0.0,
             "best_mean": statistics.mean(best), "best_std": statistics.stdev(best) if len(best) > 1 else 0.0,
             "state_bytes": max(r.state_bytes for r in rs), "memory_class": rs[0].memory_class,
+            # per parameter tensor: what the scalar class bounds (a few numbers each)
+            "state_bytes_per_tensor": (max(r.state_bytes for r in rs) / rs[0].param_tensors
+                                       if rs[0].param_tensors else None),
             "steps_per_s": statistics.mean(r.steps_per_s for r in rs), "diverged": sum(r.diverged for r in rs),
             "final_loss": statistics.mean(r.final_loss for r in rs if math.isfinite(r.final_loss)) if any(
                 math.isfinite(r.final_loss) for r in rs) else None,

@@ -41,6 +41,7 @@ class SeedResult:
     steps_per_s: float
     diverged: bool
     curve: list = field(default_factory=list)  # [(step, epoch, test_acc)]
+    param_tensors: int = 0  # the model's parameter tensors (the unit of the scalar memory class)
     losses: list = field(default_factory=list)
     verdict: Optional[str] = None  # a reason code when the sandbox stopped the run (memory, timeout, ...)
     message: Optional[str] = None

@@ -183,54 +183,82 @@ def _several_models(config, store, say, clustered: bool):
 @app.command()
 def compare(
     proposers: str = typer.Option("llm,genome,tpe,random", help="Comma-separated strategies (also llm-independent: the seed prompt sampled independently, the baseline; llm-legacy: the loop before operators)."),
-    evaluations: int = typer.Option(50, "--evaluations", "-e", help="Sandbox evaluations per repeat (the shared budget)."),
+    evaluations: Optional[int] = typer.Option(None, "--evaluations", "-e", help="Budget per repeat: sandbox evaluations (default 50 without --minutes)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget per repeat: wall-clock minutes, the same for every strategy (instead of --evaluations)."),
     repeats: int = typer.Option(2, "--repeats", "-r", help="Independent repeats per strategy (seeds 0..R-1)."),
     memory: str = typer.Option("scalar", "--memory", "-m"),
-    model: str = typer.Option("auto", help="Model for the llm strategy."),
+    model: Optional[list[str]] = typer.Option(None, "--model", help="Model for the llm strategies; repeat it to let the bandit choose among several."),
     parallel: int = typer.Option(DEFAULT_PARALLEL, "--parallel", help="llm strategy, in-process llama.cpp: requests decoded together (1: one at a time)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped comparison (its id or latest): finished runs are kept, the stopped one goes on."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figure (default: runs/compare/RUN_ID)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run search strategies with the same evaluation budget and compare their best-so-far."""
+    """Run search strategies with the same budget (evaluations or minutes) and compare their best-so-far."""
+    from dataclasses import replace
+
     from symdisc.search.compare import plot_compare, run_compare
     from symdisc.config import EvolveConfig
     from symdisc.judge.gateproc import GateClient
-    from symdisc.search.proposers import PROPOSERS, make_proposer
+    from symdisc.search.proposers import LLM_PROPOSERS, PROPOSERS, make_proposer
     from symdisc.judge.sandbox import Sandbox
 
-    names = [p for p in proposers.split(",") if p]
+    store = _open_store(create=True)
+    if resume is not None:
+        record = store.get_run(resume, kind="compare")["config"]
+        names, models = record["proposers"], list(record.get("models") or []) or list(model or ["auto"])
+        if evaluations is not None or minutes is not None:
+            raise UsageError("--resume continues a comparison with its own budget: leave out --evaluations/--minutes")
+    else:
+        names, models = [p for p in proposers.split(",") if p], list(model or ["auto"])
+        if evaluations is not None and minutes is not None:
+            raise UsageError("give --evaluations or --minutes, not both")
+        if evaluations is None and minutes is None:
+            evaluations = 50
+        if minutes is not None and minutes <= 0:
+            raise UsageError("--minutes must be positive")
     for name in names:
         if name not in PROPOSERS:
             raise UsageError(f"unknown proposer {name!r} (one of {', '.join(PROPOSERS)})")
     memory = _memory_option(memory)
-    store = _open_store(create=True)
     err = _stderr()
     say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
-    backend = params_b = None
-    from symdisc.search.proposers import LLM_PROPOSERS
-
+    opened = []  # (name, backend, params_b), one per --model, loaded once for every repeat
     if any(n in LLM_PROPOSERS for n in names):
         from symdisc.llm import open_backend
 
-        backend, params_b = open_backend(EvolveConfig(model=model, parallel=parallel), store, say)
+        for name in models:
+            backend, params_b = open_backend(EvolveConfig(model=name, parallel=parallel), store, say)
+            opened.append(((getattr(backend, "info", {}) or {}).get("model") or name, backend, params_b))
 
     def build(name):
-        return make_proposer(name, backend, params_b) if name in LLM_PROPOSERS else make_proposer(name)
+        if name not in LLM_PROPOSERS:
+            return make_proposer(name)
+        if len(opened) == 1:
+            return make_proposer(name, opened[0][1], opened[0][2])
+        from symdisc.search.proposers.llm import LLMProposer
+
+        return LLMProposer(opened[0][1], opened[0][2], mode=name, models=opened)
 
     heldout = funnel and _heldout_available(say)
     t0 = time.perf_counter()
-    with GateClient() as gate, Sandbox(heldout=heldout) as sandbox:
-        report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox, funnel=heldout, say=say,
-                             parallel=parallel)
-    if backend is not None:
-        backend.close()
+    try:
+        with GateClient() as gate, Sandbox(heldout=heldout) as sandbox:
+            report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox, funnel=heldout,
+                                 say=say, parallel=parallel, minutes=minutes, resume=resume,
+                                 models=models if opened else [])
+    finally:
+        for _, backend, _ in opened:
+            backend.close()
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     folder = Path(out) if out else store.path.parent / "compare" / report["id"]
     folder.mkdir(parents=True, exist_ok=True)
-    png = plot_compare(folder / "best_so_far.png", report["results"], report["seed_baseline"])
+    png = plot_compare(folder / "best_so_far.png", report["results"], report["seed_baseline"], report.get("minutes"))
     report["figure"] = str(png) if png else None
     if as_json:
         _print_json(report)
-        return
-    print_compare(report)
+    else:
+        print_compare(report)
+    if report["status"] == "interrupted":
+        err.print(f"symdisc: interrupted; resume with: symdisc compare --resume {report['id']}", highlight=False)
+        raise typer.Exit(130)

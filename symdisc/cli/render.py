@@ -32,9 +32,11 @@ def print_leaderboard(store, run_id: str, limit: int = 10) -> None:
 def print_compare(report: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=f"symdisc compare {report['id']}: best proxy fitness after % of {report['evaluations']} "
-                        f"evaluations (mean ± std over repeats)")
-    for col in ("strategy", "10%", "25%", "50%", "100%", "best held-out", "candidates", "wall s"):
+    budget = (f"{report['minutes']:g} minutes" if report.get("minutes") is not None
+              else f"{report['evaluations']} evaluations")
+    table = Table(title=f"symdisc compare {report['id']}: best proxy fitness after % of {budget} "
+                        f"(mean ± std over repeats)")
+    for col in ("strategy", "10%", "25%", "50%", "100%", "best held-out", "own best", "evaluated", "wall s"):
         table.add_column(col)
     for name, row in report["table"].items():
         cells = []
@@ -42,13 +44,22 @@ def print_compare(report: dict) -> None:
             c = row[key]
             cells.append(f"{c['mean']:.4f} ± {c['std']:.4f}" if c["mean"] is not None else "")
         held = f"{row['best_heldout_mean']:.4f}" if row["best_heldout_mean"] is not None else "none promoted"
-        table.add_row(name, *cells, held, f"{row['candidates_mean']:.0f}", f"{row['wall_s_mean']:.0f}")
+        table.add_row(name, *cells, held, f"{row.get('own_best', 0)}/{row['repeats']}",
+                      f"{row.get('evaluated_mean', row['candidates_mean']):.0f}", f"{row['wall_s_mean']:.0f}")
     out_console = _stdout()
     out_console.print(table)
+    for name, runs in report.get("results", {}).items():
+        for r in runs:
+            b = r.get("best")
+            if b:
+                what = b["name"] or f"candidate {b['id']}"
+                out_console.print(f"{name} seed {r['seed']}: run {r['run_id']}, best {what} ({b['origin']}), "
+                                  f"rank score {b['rank_score']:.4f} at fidelity {b['fidelity']}", highlight=False)
     if report.get("seed_baseline") is not None:
         out_console.print(f"best built-in seed (proxy): {report['seed_baseline']:.4f}; 'best held-out' is the best "
                           "held-out score among a strategy's own candidates (the funnel scores those that beat "
-                          "the incumbent)", highlight=False)
+                          "the incumbent); 'own best': repeats whose best, in the cascade's order, is a proposed "
+                          "rule rather than a built-in seed", highlight=False)
     if report.get("figure"):
         out_console.print(f"figure: {report['figure']}", highlight=False)
     if report.get("wall_s"):
@@ -65,6 +76,8 @@ def print_bench(report: dict) -> None:
             table.add_column(col)
         for name, s in sorted(data["summary"].items(), key=lambda kv: -kv[1]["final_mean"]):
             state = f"{s['state_bytes'] / 1024:.1f} KiB" if s["state_bytes"] >= 1024 else f"{s['state_bytes']} B"
+            if s.get("state_bytes_per_tensor") is not None and s["state_bytes"] < 1024:
+                state += f" ({s['state_bytes_per_tensor']:g} B/tensor)"
             diverged = f" ({s['diverged']} diverged)" if s["diverged"] else ""
             table.add_row(name, f"{s['lr']:.3g}", f"{s['final_mean']:.4f} ± {s['final_std']:.4f}",
                           f"{s['best_mean']:.4f} ± {s['best_std']:.4f}", state, s["memory_class"],

@@ -122,7 +122,7 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
                batch: int, eval_every: int, on_step: Optional[Callable] = None, schedule: str = "constant") -> dict:
     """Train one model; ``make_optimizer(params)``; ``on_step(step)`` after every step; ``schedule``
     scales every group's lr (one of SCHEDULES). Returns plain data (final_acc, best_acc, final_loss,
-    state_bytes, memory_class, steps_per_s, diverged, curve, losses)."""
+    state_bytes, param_tensors, memory_class, steps_per_s, diverged, curve, losses)."""
     lr_factor(schedule, 1, steps)  # an unknown schedule fails before any training
     torch.manual_seed(seed)
     model = make_model(model_kind)  # same seed, same initial weights for every optimizer
@@ -165,6 +165,6 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
     accs = [c[2] for c in curve[1:]] or [curve[0][2]]
     tail = [v for v in losses[-50:] if math.isfinite(v)]
     return dict(final_acc=accs[-1], best_acc=max(accs), final_loss=sum(tail) / len(tail) if tail else float("nan"),
-                state_bytes=state_bytes(optimizer), memory_class=measured_memory_class(optimizer),
-                steps_per_s=len(losses) / train_time if train_time else 0.0, diverged=diverged, curve=curve,
+                state_bytes=state_bytes(optimizer), param_tensors=len(list(model.parameters())),
+                memory_class=measured_memory_class(optimizer), steps_per_s=len(losses) / train_time if train_time else 0.0, diverged=diverged, curve=curve,
                 losses=losses)

@@ -1,34 +1,57 @@
-"""`symdisc compare`: search strategies side by side under the same evaluation budget.
+"""`symdisc compare`: search strategies side by side under the same budget.
 
-Each strategy runs R independent repeats (seeds 0..R-1) with the same number of sandbox
-evaluations, the same proxy tasks and seeds, and the same memory class. Best-so-far proxy fitness
-is read back from the run database after 10, 25, 50 and 100% of the budget; wall time is reported
-beside it because a model's proposals cost far more than a genome's.
+Each strategy runs R independent repeats (seeds 0..R-1) with the same budget, the same proxy
+tasks and seeds, and the same memory class. The budget is either sandbox evaluations (what a
+strategy gets out of the same judging work) or wall-clock minutes (what a user waiting on a laptop
+gets: a model's proposals cost far more time than a genome's). Best-so-far proxy fitness is read
+back from the run database after 10, 25, 50 and 100% of the budget, beside each run's best by the
+cascade's own order (``best_key``), which is what `symdisc bench` takes from a run.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from symdisc.config import EvolveConfig, ProxyConfig
 from symdisc.search.loop import Evolution
-from symdisc.store import Store
+from symdisc.errors import UsageError
+from symdisc.store import Store, fidelity_of, rank_score
 
 CHECKPOINTS = (0.10, 0.25, 0.50, 1.00)
 
 
 def best_so_far(rows: list[dict]) -> list[float]:
     """Best proxy fitness after each sandbox evaluation of proposed candidates (seeds excluded)."""
-    curve, best = [], 0.0
+    return [best for _, best in _progress(rows)]
+
+
+def best_so_far_timed(rows: list[dict]) -> list[tuple[float, float]]:
+    """(seconds since the run's first candidate, best proxy fitness so far) per evaluation."""
+    return [(t, best) for t, best in _progress(rows)]
+
+
+def _progress(rows: list[dict]):
+    best, start = 0.0, None
     for row in rows:
+        stamp = _seconds(row.get("created_at"))
+        start = stamp if start is None else start
         if row["origin"] == "seed" or row.get("eval_ms") is None:
             continue
         if row.get("fitness") is not None and row["status"] in ("evaluated", "duplicate"):
             best = max(best, row["fitness"])
-        curve.append(best)
-    return curve
+        yield (stamp - start if stamp is not None and start is not None else 0.0), best
+
+
+def _seconds(stamp: Optional[str]) -> Optional[float]:
+    if not stamp:
+        return None
+    try:
+        return time.mktime(time.strptime(stamp.rstrip("Z"), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
 
 
 def at_fraction(curve: list[float], budget: int, fraction: float) -> Optional[float]:
@@ -38,23 +61,55 @@ def at_fraction(curve: list[float], budget: int, fraction: float) -> Optional[fl
     return curve[min(i, len(curve)) - 1]
 
 
-def run_compare(store: Store, proposers: list[str], evaluations: int, repeats: int, memory: str,
+def at_time(curve: list, budget_s: float, fraction: float) -> Optional[float]:
+    """Best so far at ``fraction`` of a wall-clock budget (None before the first evaluation)."""
+    seen = [best for t, best in curve if t <= budget_s * fraction]
+    return seen[-1] if seen else None
+
+
+def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], repeats: int, memory: str,
                 make_proposer: Callable[[str], object], gate, sandbox, proxy: Optional[ProxyConfig] = None,
-                funnel: bool = True, on_event=None, say=None, parallel: int = 1) -> dict:
+                funnel: bool = True, on_event=None, say=None, parallel: int = 1, minutes: Optional[float] = None,
+                resume: Optional[str] = None, models: Optional[list[str]] = None) -> dict:
+    """Run (or, with ``resume``, continue) a comparison. A stopped comparison keeps every finished
+    child run; resuming skips those and continues the one that was stopped."""
     say = say or (lambda message: None)
-    config_record = {"proposers": proposers, "evaluations": evaluations, "repeats": repeats, "memory": memory,
-                     "proxy": (proxy or ProxyConfig()).__dict__, "funnel": funnel}
-    compare_id = store.create_run("compare", config_record)
+    if resume is not None:
+        compare_id = store.get_run(resume, kind="compare")["id"]
+        record = store.get_run(compare_id)["config"]
+        proposers, evaluations, repeats = record["proposers"], record.get("evaluations"), record["repeats"]
+        memory, funnel, minutes = record["memory"], record["funnel"], record.get("minutes")
+        proxy = ProxyConfig(**record["proxy"]) if record.get("proxy") else proxy
+        store.update_run(compare_id, status="running")
+    else:
+        if (evaluations is None) == (minutes is None):
+            raise UsageError("give compare one budget: --evaluations N or --minutes M")
+        record = {"proposers": proposers, "evaluations": evaluations, "minutes": minutes, "repeats": repeats,
+                  "memory": memory, "proxy": (proxy or ProxyConfig()).__dict__, "funnel": funnel,
+                  "models": list(models or [])}
+        compare_id = store.create_run("compare", record)
+    children = {(r["config"]["proposer"], r["config"]["seed"]): r
+                for r in (store.get_run(i) for (i,) in store.db.execute(
+                    "SELECT id FROM runs WHERE parent_run = ? ORDER BY created_at, rowid", (compare_id,)).fetchall())}
     status = "finished"
     try:
         for name in proposers:
             for repeat in range(repeats):
-                say(f"{name}, repeat {repeat + 1}/{repeats}")
-                config = EvolveConfig(proposer=name, memory=memory, seed=repeat, evaluations=evaluations,
-                                      candidates=evaluations * 5,  # a cap for proposers that are mostly rejected
-                                      funnel=funnel, proxy=proxy or ProxyConfig(),
-                                      parallel=parallel if name == "llm" else 1)
-                evo = Evolution.start(store, config, make_proposer(name), gate, sandbox, on_event, parent_run=compare_id)
+                child = children.get((name, repeat))
+                if child is not None and child["status"] == "finished":
+                    continue
+                say(f"{name}, repeat {repeat + 1}/{repeats}" + (" (resumed)" if child else ""))
+                if child is not None:
+                    evo = Evolution.resume(store, child["id"], make_proposer(name), gate, sandbox, on_event)
+                else:
+                    config = EvolveConfig(proposer=name, memory=memory, seed=repeat, evaluations=evaluations,
+                                          minutes=minutes,
+                                          # a cap for proposers that are mostly rejected
+                                          candidates=evaluations * 5 if evaluations else None,
+                                          funnel=funnel, proxy=proxy or ProxyConfig(),
+                                          parallel=parallel if name == "llm" else 1)
+                    evo = Evolution.start(store, config, make_proposer(name), gate, sandbox, on_event,
+                                          parent_run=compare_id)
                 evo.run()
     except KeyboardInterrupt:
         status = "interrupted"
@@ -76,10 +131,18 @@ def child_results(store: Store, compare_id: str) -> dict:
         cands = store.candidates(run_id)
         proposed = [c for c in cands if c["origin"] != "seed"]
         heldouts = [c["heldout"] for c in proposed if c.get("heldout") is not None]
+        best = store.best(run_id)
         results.setdefault(run["config"]["proposer"], []).append({
             "run_id": run_id, "seed": run["config"]["seed"], "status": run["status"],
             "wall_s": (run.get("summary") or {}).get("elapsed_s", 0.0), "curve": best_so_far(cands),
-            "candidates": len(proposed), "best_heldout": max(heldouts) if heldouts else None,
+            "timed": best_so_far_timed(cands),
+            "candidates": len(proposed), "evaluated": store.evaluated_count(run_id),
+            "best_heldout": max(heldouts) if heldouts else None,
+            # the run's best in the cascade's order: what `bench RUN_ID` and `runs best` take
+            "best": None if best is None else {
+                "id": best["id"], "origin": best["origin"], "name": best.get("name"), "fitness": best["fitness"],
+                "fidelity": fidelity_of(best), "rank_score": rank_score(best), "heldout": best.get("heldout"),
+                "audit": best.get("audit")},
         })
     return results
 
@@ -87,7 +150,7 @@ def child_results(store: Store, compare_id: str) -> dict:
 def compare_report(store: Store, compare_id: str) -> dict:
     compare = store.get_run(compare_id)
     results = child_results(store, compare_id)
-    report = summarize_compare(results, compare["config"]["evaluations"])
+    report = summarize_compare(results, compare["config"].get("evaluations"), compare["config"].get("minutes"))
     report["seed_baseline"] = _seed_baseline(store, results)
     report["id"] = compare_id
     report["results"] = results
@@ -103,14 +166,18 @@ def _seed_baseline(store: Store, results: dict) -> Optional[float]:
     return None
 
 
-def summarize_compare(results: dict, evaluations: int) -> dict:
+def summarize_compare(results: dict, evaluations: Optional[int], minutes: Optional[float] = None) -> dict:
     table = {}
     for name, runs in results.items():
         if not runs:
             continue
         row = {}
         for fraction in CHECKPOINTS:
-            values = [v for v in (at_fraction(r["curve"], evaluations, fraction) for r in runs) if v is not None]
+            if minutes is not None:
+                values = [at_time(r["timed"], minutes * 60, fraction) for r in runs]
+            else:
+                values = [at_fraction(r["curve"], evaluations, fraction) for r in runs]
+            values = [v for v in values if v is not None]
             row[f"{int(fraction * 100)}%"] = {
                 "mean": statistics.mean(values) if values else None,
                 "std": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -119,20 +186,31 @@ def summarize_compare(results: dict, evaluations: int) -> dict:
         row["best_heldout_mean"] = statistics.mean(heldouts) if heldouts else None
         row["wall_s_mean"] = statistics.mean(r["wall_s"] for r in runs)
         row["candidates_mean"] = statistics.mean(r["candidates"] for r in runs)
+        row["evaluated_mean"] = statistics.mean(r.get("evaluated", 0) for r in runs)
+        # how many repeats ended with a proposed candidate, not a built-in seed, on top
+        row["own_best"] = sum(1 for r in runs if r.get("best") and r["best"]["origin"] != "seed")
         row["repeats"] = len(runs)
         table[name] = row
-    return {"table": table, "evaluations": evaluations}
+    return {"table": table, "evaluations": evaluations, "minutes": minutes}
 
 
-def plot_compare(path: Path, results: dict, baseline: Optional[float]) -> Optional[Path]:
+def plot_compare(path: Path, results: dict, baseline: Optional[float], minutes: Optional[float] = None) -> Optional[Path]:
     from symdisc.bench.figures import mean_band_figure
 
     series = {}
     for name, runs in results.items():
+        if minutes is not None:
+            # on a common minute grid, so that runs of one strategy can be averaged
+            grid = [minutes * i / 60 for i in range(61)]
+            curves = [[at_time(r["timed"], m * 60, 1.0) or 0.0 for m in grid] for r in runs if r["timed"]]
+            if curves:
+                series[f"{name} ({len(curves)} repeats)"] = (grid, curves)
+            continue
         curves = [r["curve"] for r in runs if r["curve"]]
         if curves:
             length = min(len(c) for c in curves)
             series[f"{name} ({len(curves)} repeats)"] = (list(range(1, length + 1)), [c[:length] for c in curves])
-    return mean_band_figure(path, series, "sandbox evaluations", "best proxy fitness so far",
+    return mean_band_figure(path, series, "wall-clock minutes" if minutes is not None else "sandbox evaluations",
+                            "best proxy fitness so far",
                             "symdisc compare: search strategies under the same budget",
                             hline=(baseline, "best built-in seed") if baseline is not None else None)

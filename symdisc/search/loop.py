@@ -129,7 +129,9 @@ class Evolution:
     def _batched_backend(self):
         """The proposer's backend when it decodes several requests together (``submit``/``wait``)."""
         backend = getattr(self.proposer, "backend", None)
-        if self.config.parallel > 1 and hasattr(self.proposer, "prepare") and hasattr(backend, "submit"):
+        others = [b for _, b, _ in getattr(self.proposer, "models", [])]
+        if (self.config.parallel > 1 and hasattr(self.proposer, "prepare") and hasattr(backend, "submit")
+                and all(hasattr(b, "submit") for b in others)):
             return backend
         return None
 
@@ -139,21 +141,26 @@ class Evolution:
         stored (pending) and judged as soon as it is back, while the others wait in the cache.
         Judging does not overlap decoding: on two cores a busy sandbox slows llama.cpp down more
         than the overlap gains. A run stopped here loses only the replies not yet back."""
-        inflight: dict = {}  # ticket -> (seq, draft)
+        # With several --model, each draft goes to the model its bandit chose; each model decodes
+        # its own batch, one after the other (two cores hold one decode at a time anyway).
+        backends = [b for _, b, _ in getattr(self.proposer, "models", [])] or [backend]
+        inflight: dict = {}  # (model index, ticket) -> (seq, draft)
         seq = self.store.next_seq(self.run_id)
         while True:
             while len(inflight) < self.config.parallel and self._room_for(len(inflight)):
                 self.on_event("generating", {"seq": seq})
                 draft = self.proposer.prepare(self, seq)
-                inflight[backend.submit(draft.request)] = (seq, draft)
+                index = getattr(draft, "model_index", 0)
+                inflight[(index, backends[index].submit(draft.request))] = (seq, draft)
                 seq += 1
             if not inflight:
                 return
-            for ticket, generation in backend.wait():
-                got, draft = inflight.pop(ticket)
-                proposal = self.proposer.finish(draft, generation)
-                candidate_id = self._store_proposal(got, proposal)
-                self.proposer.observe(proposal.genome, self.judge(candidate_id, proposal.text))
+            for index in sorted({i for i, _ in inflight}):
+                for ticket, generation in backends[index].wait():
+                    got, draft = inflight.pop((index, ticket))
+                    proposal = self.proposer.finish(draft, generation)
+                    candidate_id = self._store_proposal(got, proposal)
+                    self.proposer.observe(proposal.genome, self.judge(candidate_id, proposal.text))
 
     def _room_for(self, coming: int) -> bool:
         """Budget for one more proposal, counting the ``coming`` ones still being generated."""

@@ -1,0 +1,271 @@
+"""The discovery campaign (issue 16): search, then an audited bench against tuned baselines.
+
+    flock /work/measure.lock python benchmarks/campaign.py [--home DIR] [--out benchmarks/results/campaign]
+
+Every step is an ordinary symdisc command; its --json answer is written to OUT/STEP.json when it
+succeeds (stderr to OUT/STEP.log), and a step whose answer is there is skipped, so the campaign
+resumes after a stop: a stopped `compare` or `evolve` is continued with --resume, a stopped bench
+step starts over. Run it again with the same arguments until it prints the summary; `--only
+summary` rewrites OUT/summary.md (and .json) from what is there.
+
+The order puts the goal's numbers first (10 epochs, both tasks, both schedules), so a campaign cut
+short still answers the question the issue asks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINES = ["adam", "adamw", "sgd", "lion", "sign-sgd", "robust-zero-state"]
+# What the goal compares a discovery against: all of these, outside the seed spread ...
+MUST_BEAT = ["sgd", "sign-sgd", "robust-zero-state"]
+# ... and this one within it (at 10 epochs, with its better schedule).
+MATCH = "adam"
+TASKS = {"fmnist-noisy": [], "audit": ["--task", "mnist", "--noise", "0.4"]}
+
+
+def symdisc(*args: str) -> list[str]:
+    return [str(ROOT / ".venv" / "bin" / "symdisc"), *args]
+
+
+def run_step(name: str, argv: list[str], out: Path, env: dict, resume=None) -> dict:
+    """Run one command, or return its saved answer. ``resume()`` gives extra argv for a stopped step."""
+    answer = out / f"{name}.json"
+    if answer.exists():
+        return json.loads(answer.read_text())
+    extra = resume() if resume else []
+    if extra:
+        argv = extra
+    say(f"{name}: {' '.join(argv[1:])}")
+    t0 = time.time()
+    with open(out / f"{name}.log", "a") as log:
+        log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
+        log.flush()
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, env=env, cwd=ROOT, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"campaign: step {name} failed (exit {proc.returncode}); see {out / (name + '.log')}")
+    data = json.loads(proc.stdout)
+    data["campaign_wall_s"] = round(time.time() - t0, 1)
+    data["campaign_command"] = " ".join(["symdisc", *argv[1:]])
+    tmp = answer.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.rename(answer)
+    say(f"{name}: done in {data['campaign_wall_s']:.0f} s")
+    return data
+
+
+def say(message: str) -> None:
+    print(f"campaign: {message}", file=sys.stderr, flush=True)
+
+
+def stopped_run(env: dict, kind: str, match) -> list[str]:
+    """The id of a stopped run of ``kind`` whose config ``match`` accepts (to --resume it)."""
+    from symdisc.store import Store
+
+    os.environ["SYMDISC_HOME"] = env["SYMDISC_HOME"]
+    if not (Path(env["SYMDISC_HOME"]) / "symdisc.db").exists():
+        return []
+    store = Store()
+    for run in store.list_runs(limit=200, kind=kind):
+        if run["status"] != "finished" and not run.get("parent_run") and match(run["config"] or {}):
+            return [run["id"]]
+    return []
+
+
+def discoveries(store, compare: dict, buffers: dict | None, per_run: int) -> list[dict]:
+    """Each search run's best proposed rules (not built-in seeds), in the cascade's order."""
+    picked = []
+    runs = [(name, r["run_id"]) for name, rs in compare["results"].items() for r in rs]
+    if buffers is not None:
+        runs.append(("llm-buffers", buffers["id"]))
+    for strategy, run_id in runs:
+        board = [c for c in store.leaderboard(run_id, 50) if c["origin"] != "seed"]
+        for c in board[:per_run]:
+            picked.append({"strategy": strategy, "run_id": run_id, "id": c["id"], "fitness": c["fitness"],
+                           "fidelity": c.get("fidelity"), "rank_score": c.get("rank_score"),
+                           "heldout": c.get("heldout"), "audit": c.get("audit"), "model": c.get("model"),
+                           "operator": c.get("operator"), "code": c.get("normalized") or c.get("code")})
+    return picked
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--home", default=str(ROOT / "runs" / "campaign"), help="SYMDISC_HOME of the campaign's runs")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "campaign"))
+    ap.add_argument("--strategies", default="llm,llm-independent,genome,random")
+    ap.add_argument("--models", default="qwen2.5-coder-0.5b,qwen2.5-coder-1.5b", help="the llm bandit's models")
+    ap.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per strategy")
+    ap.add_argument("--buffers-minutes", type=float, default=8.0, help="the buffers-class run (0: none)")
+    ap.add_argument("--per-run", type=int, default=1, help="proposed rules benched from each search run")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--tune", type=int, default=3, help="TPE trials per optimizer, each as long as the run")
+    ap.add_argument("--subset", type=int, default=8192, help="training examples per bench run (the CPU budget)")
+    ap.add_argument("--epochs", default="10,3")
+    ap.add_argument("--schedules", default="constant,warmup-cosine")
+    ap.add_argument("--tasks", default="fmnist-noisy,audit")
+    ap.add_argument("--only", choices=["search", "bench", "summary"], help="stop after (or only do) this phase")
+    args = ap.parse_args(argv)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, SYMDISC_HOME=args.home, OMP_WAIT_POLICY="PASSIVE")
+    Path(args.home).mkdir(parents=True, exist_ok=True)
+    (out / "campaign.json").write_text(json.dumps(vars(args), indent=1))
+    strategies = args.strategies.split(",")
+    models = [m for m in args.models.split(",") if m]
+    model_args = [a for m in models for a in ("--model", m)]
+
+    if args.only != "summary":
+        def resume_compare():
+            ids = stopped_run(env, "compare", lambda c: c.get("minutes") == args.minutes
+                              and c.get("proposers") == strategies)
+            return symdisc("compare", "--resume", ids[0], "--json") if ids else []
+
+        def resume_buffers():
+            ids = stopped_run(env, "evolve", lambda c: c.get("memory") == "buffers"
+                              and c.get("minutes") == args.buffers_minutes)
+            return symdisc("evolve", "--resume", ids[0], "--json") if ids else []
+
+        compare = run_step("search-scalar", symdisc(
+            "compare", "--proposers", args.strategies, "--minutes", str(args.minutes), "--repeats", "1",
+            "--memory", "scalar", *model_args, "--json"), out, env, resume=resume_compare)
+        buffers = None
+        if args.buffers_minutes > 0:
+            buffers = run_step("search-buffers", symdisc(
+                "evolve", "--memory", "buffers", "--minutes", str(args.buffers_minutes), "--seed", "0",
+                *model_args, "--json"), out, env, resume=resume_buffers)
+        os.environ["SYMDISC_HOME"] = args.home
+        from symdisc.store import Store
+
+        picked = discoveries(Store(), compare, buffers, args.per_run)
+        (out / "discoveries.json").write_text(json.dumps(picked, indent=1))
+        say(f"{len(picked)} discovered rules to bench: " + ", ".join(f"{p['strategy']}:{p['id']}" for p in picked))
+        if args.only == "search":
+            return 0
+        scalar_ids = [str(p["id"]) for p in picked if p["strategy"] != "llm-buffers"]
+        buffer_ids = [str(p["id"]) for p in picked if p["strategy"] == "llm-buffers"]
+        for epochs in args.epochs.split(","):
+            for task in args.tasks.split(","):
+                for schedule in args.schedules.split(","):
+                    run_step(f"bench-{task}-{epochs}ep-{schedule}", symdisc(
+                        "bench", *scalar_ids, *buffer_ids, "--against", ",".join(BASELINES), *TASKS[task],
+                        "--seeds", str(args.seeds), "--epochs", epochs, "--tune", str(args.tune),
+                        "--subset", str(args.subset), "--schedule", schedule, "--json"), out, env)
+        winner = best_discovery(out, picked)
+        if winner is not None:
+            run_step("simplify-winner", symdisc("simplify", str(winner["id"]), "--json"), out, env)
+    summarize(out, args)
+    return 0
+
+
+# -- the summary -------------------------------------------------------------------------------
+def bench_steps(out: Path) -> dict:
+    steps = {}
+    for path in sorted(out.glob("bench-*.json")):
+        steps[path.stem] = json.loads(path.read_text())
+    return steps
+
+
+def best_discovery(out: Path, picked: list[dict]):
+    """The discovered scalar rule with the best mean final accuracy over the 10-epoch bench steps."""
+    scores: dict = {}
+    for step in bench_steps(out).values():
+        for task in step["tasks"].values():
+            for p in picked:
+                s = task["summary"].get(f"candidate-{p['id']}")
+                if s and p["strategy"] != "llm-buffers":
+                    scores.setdefault(p["id"], []).append(s["final_mean"])
+    if not scores:
+        return None
+    best = max(scores, key=lambda i: statistics.mean(scores[i]))
+    return next(p for p in picked if p["id"] == best)
+
+
+def verdict(a: dict, b: dict) -> str:
+    """bench's own rule: a difference larger than the larger seed-to-seed std is real."""
+    diff = a["final_mean"] - b["final_mean"]
+    spread = max(a["final_std"], b["final_std"])
+    if abs(diff) <= spread:
+        return f"= ({diff:+.4f})"
+    return f"{'>' if diff > 0 else '<'} ({diff:+.4f})"
+
+
+def summarize(out: Path, args) -> None:
+    picked = json.loads((out / "discoveries.json").read_text()) if (out / "discoveries.json").exists() else []
+    strategy_of = {f"candidate-{p['id']}": p["strategy"] for p in picked}
+    steps = bench_steps(out)
+    lines = ["# symdisc discovery campaign: bench results", "",
+             f"Campaign arguments: `{json.dumps(vars(args))}`", ""]
+    goal: dict = {}
+    for name, step in steps.items():
+        for task, data in step["tasks"].items():
+            lines += [f"## {name} ({task}; `{step.get('campaign_command', '')}`, {step.get('campaign_wall_s', 0):.0f} s)", "",
+                      "| optimizer | found by | lr | final acc | best acc | state B/tensor | class | "
+                      + " | ".join(f"vs {b}" for b in BASELINES) + " |",
+                      "|---" * (7 + len(BASELINES)) + "|"]
+            summary = data["summary"]
+            for label, s in sorted(summary.items(), key=lambda kv: -kv[1]["final_mean"]):
+                cells = [verdict(s, summary[b]) if b in summary and b != label else "" for b in BASELINES]
+                per_tensor = s.get("state_bytes_per_tensor")
+                per_tensor = f"{per_tensor:g}" if per_tensor is not None else "?"
+                lines.append(f"| {label} | {strategy_of.get(label, 'baseline')} | {s['lr']:.3g} | "
+                             f"{s['final_mean']:.4f} ± {s['final_std']:.4f} | {s['best_mean']:.4f} ± {s['best_std']:.4f} | "
+                             f"{per_tensor} | {s['memory_class']} | " + " | ".join(cells) + " |")
+            lines.append("")
+            goal[name] = summary
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    (out / "summary.json").write_text(json.dumps({"discoveries": picked, "goal": goal_check(steps, picked)}, indent=1))
+    print("\n".join(lines))
+    print(json.dumps(goal_check(steps, picked), indent=1))
+
+
+def goal_check(steps: dict, picked: list[dict]) -> dict:
+    """Per discovered scalar rule: the issue's goal, condition by condition, with the margins."""
+    result = {}
+    for p in picked:
+        if p["strategy"] == "llm-buffers":
+            continue
+        label = f"candidate-{p['id']}"
+        checks = {}
+        for name, step in steps.items():
+            for task, data in step["tasks"].items():
+                s = data["summary"].get(label)
+                if s is None:
+                    continue
+                for b in MUST_BEAT:
+                    if b in data["summary"]:
+                        o = data["summary"][b]
+                        checks[f"{name}: beats {b}"] = {
+                            "diff": round(s["final_mean"] - o["final_mean"], 4),
+                            "spread": round(max(s["final_std"], o["final_std"]), 4),
+                            "met": s["final_mean"] - o["final_mean"] > max(s["final_std"], o["final_std"])}
+        # within the spread of tuned Adam with Adam's better schedule, at 10 epochs, per task
+        for task_key in {n.split("-10ep-")[0] for n in steps if "-10ep-" in n}:
+            adams = [(n, st["tasks"]) for n, st in steps.items() if n.startswith(task_key + "-10ep-")]
+            best_adam = None
+            for n, tasks in adams:
+                for data in tasks.values():
+                    if MATCH in data["summary"] and (best_adam is None or data["summary"][MATCH]["final_mean"] > best_adam[1]["final_mean"]):
+                        best_adam = (n, data["summary"][MATCH])
+            mine = [data["summary"][label] for n, tasks in adams for data in tasks.values() if label in data["summary"]]
+            if best_adam and mine:
+                s = max(mine, key=lambda x: x["final_mean"])
+                diff = s["final_mean"] - best_adam[1]["final_mean"]
+                spread = max(s["final_std"], best_adam[1]["final_std"])
+                checks[f"{task_key} 10 epochs: within the spread of adam at its best schedule ({best_adam[0]})"] = {
+                    "diff": round(diff, 4), "spread": round(spread, 4), "met": diff >= -spread}
+        result[label] = {"strategy": p["strategy"], "checks": checks,
+                         "all_met": bool(checks) and all(c["met"] for c in checks.values())}
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
