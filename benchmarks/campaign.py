@@ -100,14 +100,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", default=str(ROOT / "runs" / "campaign"), help="SYMDISC_HOME of the campaign's runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "campaign"))
-    ap.add_argument("--strategies", default="llm,llm-independent,genome,random")
+    ap.add_argument("--strategies", default="llm,llm-independent,genome",
+                    help="compare strategies: the llm loop, its sampling baseline and the genome GA")
     ap.add_argument("--models", default="qwen2.5-coder-0.5b,qwen2.5-coder-1.5b", help="the llm bandit's models")
-    ap.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget per strategy")
-    ap.add_argument("--buffers-minutes", type=float, default=8.0, help="the buffers-class run (0: none)")
+    ap.add_argument("--minutes", type=float, default=9.0, help="wall-clock budget per strategy")
+    ap.add_argument("--buffers-minutes", type=float, default=5.0, help="the buffers-class run (0: none)")
     ap.add_argument("--per-run", type=int, default=1, help="proposed rules benched from each search run")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--tune", type=int, default=3, help="TPE trials per optimizer, each as long as the run")
-    ap.add_argument("--subset", type=int, default=8192, help="training examples per bench run (the CPU budget)")
+    ap.add_argument("--subset", type=int, default=4096, help="training examples per bench run (the CPU budget)")
     ap.add_argument("--epochs", default="10,3")
     ap.add_argument("--schedules", default="constant,warmup-cosine")
     ap.add_argument("--tasks", default="fmnist-noisy,audit")
@@ -152,16 +153,21 @@ def main(argv=None) -> int:
             return 0
         scalar_ids = [str(p["id"]) for p in picked if p["strategy"] != "llm-buffers"]
         buffer_ids = [str(p["id"]) for p in picked if p["strategy"] == "llm-buffers"]
-        for epochs in args.epochs.split(","):
+        def bench(epochs: str) -> None:
             for task in args.tasks.split(","):
                 for schedule in args.schedules.split(","):
                     run_step(f"bench-{task}-{epochs}ep-{schedule}", symdisc(
                         "bench", *scalar_ids, *buffer_ids, "--against", ",".join(BASELINES), *TASKS[task],
                         "--seeds", str(args.seeds), "--epochs", epochs, "--tune", str(args.tune),
                         "--subset", str(args.subset), "--schedule", schedule, "--json"), out, env)
+
+        lengths = args.epochs.split(",")
+        bench(lengths[0])  # the goal's length first: the winner is chosen on it
         winner = best_discovery(out, picked)
         if winner is not None:
             run_step("simplify-winner", symdisc("simplify", str(winner["id"]), "--json"), out, env)
+        for epochs in lengths[1:]:
+            bench(epochs)
     summarize(out, args)
     return 0
 

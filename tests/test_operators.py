@@ -174,6 +174,17 @@ def test_legacy_and_independent_modes(home, gate, sandbox):
             assert len({r.seed for r in backend.requests}) == 3
 
 
+def test_independent_baseline_spreads_over_several_models(home, gate, sandbox):
+    a, b = ScriptedBackend(VARIANTS[:4]), ScriptedBackend(VARIANTS[4:])
+    proposer = LLMProposer(a, mode="llm-independent", models=[("small", a, 0.5), ("big", b, 1.5)])
+    store = Store()
+    evo = Evolution.start(store, _config(candidates=6, proposer="llm-independent"), proposer, gate, sandbox)
+    evo.run()
+    assert a.calls == b.calls == 3
+    stats = store.proposal_stats(evo.run_id, "model")
+    assert stats["small"]["replies"] == stats["big"]["replies"] == 3
+
+
 def test_compare_runs_the_independent_baseline_beside_evolution(home, gate, sandbox):
     from symdisc.contract import SCALAR
     from symdisc.search.compare import run_compare

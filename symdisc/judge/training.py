@@ -62,7 +62,9 @@ class RuleOptimizer(Optimizer):
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    # Batches of 500 keep the small CNN's activations in cache: 10,000 test images take 1.25 s
+    # instead of 2.1 s at 2,000 on two cores; evaluation is a large share of a short bench run.
     model.eval()
     correct = 0
     for i in range(0, len(x), batch):

@@ -151,9 +151,11 @@ class LLMProposer:
         config = evolution.config
         seeds = [p for p in evolution.db.programs.values() if p.get("origin") == "seed"]
         user = user_message(evolution.texts, seeds, [])
-        request = self._request(user, config.sampling.temperature, seq, 0)
-        return Draft(request, None, {"operator": "independent", "model": self.model_names[0],
-                                     "temperature": request.temperature})
+        # the baseline spreads its requests evenly over the models (no bandit: nothing is learned)
+        index = seq % len(self.models)
+        request = self._request(user, config.sampling.temperature, seq, index)
+        return Draft(request, None, {"operator": "independent", "model": self.model_names[index],
+                                     "temperature": request.temperature}, index)
 
     def _operator_draft(self, evolution, seq: int, rng: random.Random) -> Draft:
         config = evolution.config
