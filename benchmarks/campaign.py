@@ -163,7 +163,7 @@ def main(argv=None) -> int:
 
         lengths = args.epochs.split(",")
         bench(lengths[0])  # the goal's length first: the winner is chosen on it
-        winner = best_discovery(out, picked)
+        winner = best_discovery(out, picked, lengths[0])
         if winner is not None:
             run_step("simplify-winner", symdisc("simplify", str(winner["id"]), "--json"), out, env)
         for epochs in lengths[1:]:
@@ -180,10 +180,12 @@ def bench_steps(out: Path) -> dict:
     return steps
 
 
-def best_discovery(out: Path, picked: list[dict]):
-    """The discovered scalar rule with the best mean final accuracy over the 10-epoch bench steps."""
+def best_discovery(out: Path, picked: list[dict], epochs: str):
+    """The discovered scalar rule with the best mean final accuracy over the bench steps of this length."""
     scores: dict = {}
-    for step in bench_steps(out).values():
+    for name, step in bench_steps(out).items():
+        if f"-{epochs}ep-" not in name:
+            continue
         for task in step["tasks"].values():
             for p in picked:
                 s = task["summary"].get(f"candidate-{p['id']}")
