@@ -96,6 +96,35 @@ def discoveries(store, compare: dict, buffers: dict | None, per_run: int) -> lis
     return picked
 
 
+def search_digest(store, compare: dict, buffers: dict | None) -> list[dict]:
+    """What each search run's log says, small enough to commit (the run database is not)."""
+    runs = [(name, r["run_id"]) for name, rs in compare["results"].items() for r in rs]
+    if buffers is not None:
+        runs.append(("llm-buffers", buffers["id"]))
+    digest = []
+    for strategy, run_id in runs:
+        run = store.get_run(run_id)
+        board = store.leaderboard(run_id, 200)
+        seeds = [c for c in board if c["origin"] == "seed"]
+        own = [c for c in board if c["origin"] != "seed"]
+
+        def brief(c):
+            return None if c is None else {
+                "id": c["id"], "name": c.get("name"), "proxy": c["fitness"], "heldout": c.get("heldout"),
+                "fidelity": c.get("fidelity"), "rank_score": c.get("rank_score"), "audit": c.get("audit")}
+
+        digest.append({
+            "strategy": strategy, "run_id": run_id, "memory": run["config"].get("memory"),
+            "elapsed_s": (run.get("summary") or {}).get("elapsed_s"),
+            "statuses": store.status_counts(run_id, proposed_only=True), "reasons": store.reason_counts(run_id),
+            "by_model": store.proposal_stats(run_id, "model"), "by_operator": store.proposal_stats(run_id, "operator"),
+            "best_seed": brief(seeds[0] if seeds else None), "best_own": brief(own[0] if own else None),
+            "place_of_best_own": board.index(own[0]) + 1 if own else None,
+            "own_above_best_seed_proxy": sum(1 for c in own if seeds and c["fitness"] > max(x["fitness"] for x in seeds)),
+        })
+    return digest
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", default=str(ROOT / "runs" / "campaign"), help="SYMDISC_HOME of the campaign's runs")
@@ -146,7 +175,9 @@ def main(argv=None) -> int:
         os.environ["SYMDISC_HOME"] = args.home
         from symdisc.store import Store
 
-        picked = discoveries(Store(), compare, buffers, args.per_run)
+        store = Store()
+        picked = discoveries(store, compare, buffers, args.per_run)
+        (out / "search_digest.json").write_text(json.dumps(search_digest(store, compare, buffers), indent=1))
         (out / "discoveries.json").write_text(json.dumps(picked, indent=1))
         say(f"{len(picked)} discovered rules to bench: " + ", ".join(f"{p['strategy']}:{p['id']}" for p in picked))
         if args.only == "search":
@@ -168,6 +199,13 @@ def main(argv=None) -> int:
             run_step("simplify-winner", symdisc("simplify", str(winner["id"]), "--json"), out, env)
         for epochs in lengths[1:]:
             bench(epochs)
+    if args.only == "summary" and (out / "search-scalar.json").exists():
+        os.environ["SYMDISC_HOME"] = args.home
+        from symdisc.store import Store
+
+        saved = json.loads((out / "search-scalar.json").read_text())
+        buffers = json.loads((out / "search-buffers.json").read_text()) if (out / "search-buffers.json").exists() else None
+        (out / "search_digest.json").write_text(json.dumps(search_digest(Store(), saved, buffers), indent=1))
     summarize(out, args)
     return 0
 
@@ -210,8 +248,24 @@ def summarize(out: Path, args) -> None:
     picked = json.loads((out / "discoveries.json").read_text()) if (out / "discoveries.json").exists() else []
     strategy_of = {f"candidate-{p['id']}": p["strategy"] for p in picked}
     steps = bench_steps(out)
-    lines = ["# symdisc discovery campaign: bench results", "",
-             f"Campaign arguments: `{json.dumps(vars(args))}`", ""]
+    lines = ["# symdisc discovery campaign", "", f"Campaign arguments: `{json.dumps(vars(args))}`", ""]
+    if (out / "search_digest.json").exists():
+        lines += ["## Search runs", "",
+                  "| strategy | run | minutes | proposed | evaluated (new) | repeats | rejected | failed | best own (proxy / held-out / stage) | its place | best seed (proxy / held-out) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for d in json.loads((out / "search_digest.json").read_text()):
+            st, own, seed = d["statuses"], d["best_own"], d["best_seed"]
+
+            def num(x):
+                return f"{x:.4f}" if isinstance(x, (int, float)) else "-"
+
+            lines.append(
+                f"| {d['strategy']} | {d['run_id']} | {(d['elapsed_s'] or 0) / 60:.1f} | {sum(st.values())} | "
+                f"{st.get('evaluated', 0)} | {st.get('duplicate', 0)} | {st.get('rejected', 0)} | {st.get('failed', 0)} | "
+                + (f"{own['id']}: {num(own['proxy'])} / {num(own['heldout'])} / {own['fidelity']}" if own else "none")
+                + f" | {d['place_of_best_own'] or '-'} | "
+                + (f"{seed['name']}: {num(seed['proxy'])} / {num(seed['heldout'])}" if seed else "-") + " |")
+        lines.append("")
     goal: dict = {}
     for name, step in steps.items():
         for task, data in step["tasks"].items():
