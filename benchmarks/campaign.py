@@ -266,6 +266,7 @@ def summarize(out: Path, args) -> None:
                 + f" | {d['place_of_best_own'] or '-'} | "
                 + (f"{seed['name']}: {num(seed['proxy'])} / {num(seed['heldout'])}" if seed else "-") + " |")
         lines.append("")
+    lines += overview(steps, strategy_of)
     goal: dict = {}
     for name, step in steps.items():
         for task, data in step["tasks"].items():
@@ -287,6 +288,27 @@ def summarize(out: Path, args) -> None:
     (out / "summary.json").write_text(json.dumps({"discoveries": picked, "goal": goal_check(steps, picked)}, indent=1))
     print("\n".join(lines))
     print(json.dumps(goal_check(steps, picked), indent=1))
+
+
+def overview(steps: dict, strategy_of: dict) -> list[str]:
+    """One row per optimizer, one column per bench step: final test accuracy, mean ± std."""
+    if not steps:
+        return []
+    names = list(steps)
+    labels: list[str] = []
+    for step in steps.values():
+        for data in step["tasks"].values():
+            labels += [label for label in data["summary"] if label not in labels]
+    short = [n.removeprefix("bench-") for n in names]
+    rows = ["## Final test accuracy, every step (mean ± std over seeds)", "",
+            "| optimizer | found by | " + " | ".join(short) + " |", "|---|---" + "|---" * len(names) + "|"]
+    for label in labels:
+        cells = []
+        for n in names:
+            s = next((d["summary"][label] for d in steps[n]["tasks"].values() if label in d["summary"]), None)
+            cells.append(f"{s['final_mean']:.4f} ± {s['final_std']:.4f}" if s else "")
+        rows.append(f"| {label} | {strategy_of.get(label, 'baseline')} | " + " | ".join(cells) + " |")
+    return rows + [""]
 
 
 def goal_check(steps: dict, picked: list[dict]) -> dict:
