@@ -141,6 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", default="10,3")
     ap.add_argument("--schedules", default="constant,warmup-cosine")
     ap.add_argument("--tasks", default="fmnist-noisy,audit")
+    ap.add_argument("--confirm", action=argparse.BooleanOptionalAction, default=True,
+                    help="last: the winner, adam and sign-sgd on the whole training set at the goal's length")
     ap.add_argument("--only", choices=["search", "bench", "summary"], help="stop after (or only do) this phase")
     args = ap.parse_args(argv)
 
@@ -199,6 +201,8 @@ def main(argv=None) -> int:
             run_step("simplify-winner", symdisc("simplify", str(winner["id"]), "--json"), out, env)
         for epochs in lengths[1:]:
             bench(epochs)
+        if winner is not None and args.confirm:
+            confirm(out, env, args, winner, lengths[0])
     if args.only == "summary" and (out / "search-scalar.json").exists():
         os.environ["SYMDISC_HOME"] = args.home
         from symdisc.store import Store
@@ -210,10 +214,31 @@ def main(argv=None) -> int:
     return 0
 
 
+def confirm(out: Path, env: dict, args, winner: dict, epochs: str) -> None:
+    """The subset steps' winner against Adam and signSGD on the whole training set (60,000 images),
+    with Adam's better schedule there and the learning rates each got from its tuning on the subset
+    (tuning again at full size would cost the whole campaign's time on two cores)."""
+    steps = {n: st for n, st in bench_steps(out).items() if n.startswith(f"bench-fmnist-noisy-{epochs}ep-")}
+    if not steps:
+        return
+    label = f"candidate-{winner['id']}"
+
+    def adam_of(step):
+        return next(d["summary"]["adam"]["final_mean"] for d in step["tasks"].values())
+
+    name = max(steps, key=lambda n: adam_of(steps[n]))
+    schedule = name.split(f"-{epochs}ep-")[1]
+    summary = next(iter(steps[name]["tasks"].values()))["summary"]
+    lrs = [a for opt in (label, "adam", "sign-sgd") for a in ("--lr", f"{opt}={summary[opt]['lr']:.6g}")]
+    run_step(f"confirm-fmnist-noisy-full-{epochs}ep-{schedule}", symdisc(
+        "bench", str(winner["id"]), "--against", "adam,sign-sgd", "--seeds", str(args.seeds), "--epochs", epochs,
+        "--schedule", schedule, *lrs, "--json"), out, env)
+
+
 # -- the summary -------------------------------------------------------------------------------
 def bench_steps(out: Path) -> dict:
     steps = {}
-    for path in sorted(out.glob("bench-*.json")):
+    for path in sorted([*out.glob("bench-*.json"), *out.glob("confirm-*.json")]):
         steps[path.stem] = json.loads(path.read_text())
     return steps
 
@@ -222,7 +247,7 @@ def best_discovery(out: Path, picked: list[dict], epochs: str):
     """The discovered scalar rule with the best mean final accuracy over the bench steps of this length."""
     scores: dict = {}
     for name, step in bench_steps(out).items():
-        if f"-{epochs}ep-" not in name:
+        if not name.startswith("bench-") or f"-{epochs}ep-" not in name:
             continue
         for task in step["tasks"].values():
             for p in picked:
