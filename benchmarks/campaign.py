@@ -150,7 +150,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, SYMDISC_HOME=args.home, OMP_WAIT_POLICY="PASSIVE")
     Path(args.home).mkdir(parents=True, exist_ok=True)
-    (out / "campaign.json").write_text(json.dumps(vars(args), indent=1))
+    if args.only != "summary":
+        (out / "campaign.json").write_text(json.dumps(vars(args), indent=1))
     strategies = args.strategies.split(",")
     models = [m for m in args.models.split(",") if m]
     model_args = [a for m in models for a in ("--model", m)]
