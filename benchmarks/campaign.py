@@ -274,7 +274,9 @@ def summarize(out: Path, args) -> None:
     picked = json.loads((out / "discoveries.json").read_text()) if (out / "discoveries.json").exists() else []
     strategy_of = {f"candidate-{p['id']}": p["strategy"] for p in picked}
     steps = bench_steps(out)
-    lines = ["# symdisc discovery campaign", "", f"Campaign arguments: `{json.dumps(vars(args))}`", ""]
+    saved = out / "campaign.json"
+    arguments = json.loads(saved.read_text()) if saved.exists() else vars(args)
+    lines = ["# symdisc discovery campaign", "", f"Campaign arguments: `{json.dumps(arguments)}`", ""]
     if (out / "search_digest.json").exists():
         lines += ["## Search runs", "",
                   "| strategy | run | minutes | proposed | evaluated (new) | repeats | rejected | failed | best own (proxy / held-out / stage) | its place | best seed (proxy / held-out) |",
