@@ -193,7 +193,9 @@ def test_compare_runs_the_independent_baseline_beside_evolution(home, gate, sand
     store = Store()
     report = run_compare(store, ["llm", "llm-independent"], evaluations=3, repeats=1, memory=SCALAR,
                          make_proposer=lambda name: make_proposer(name, ScriptedBackend(VARIANTS)), gate=gate,
-                         sandbox=sandbox, proxy=FAST_PROXY, funnel=False)
+                         sandbox=sandbox, proxy=FAST_PROXY, funnel=False, parallel=2)
     assert set(report["table"]) == {"llm", "llm-independent"}
     for runs in report["results"].values():
         assert store.evaluated_count(runs[0]["run_id"]) == 3
+        # the baseline decodes as the loop does, not one request at a time beside a batched loop
+        assert store.get_run(runs[0]["run_id"])["config"]["parallel"] == 2

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from symdisc.config import EvolveConfig, ProxyConfig
+from symdisc.config import LLM_PROPOSERS, EvolveConfig, ProxyConfig
 from symdisc.search.loop import Evolution
 from symdisc.errors import UsageError
 from symdisc.store import Store, fidelity_of, rank_score
@@ -107,7 +107,9 @@ def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], 
                                           # a cap for proposers that are mostly rejected
                                           candidates=evaluations * 5 if evaluations else None,
                                           funnel=funnel, proxy=proxy or ProxyConfig(),
-                                          parallel=parallel if name == "llm" else 1)
+                                          # every model-backed strategy decodes alike (the sampling
+                                          # baseline once ran one request at a time beside a batched loop)
+                                          parallel=parallel if name in LLM_PROPOSERS else 1)
                     evo = Evolution.start(store, config, make_proposer(name), gate, sandbox, on_event,
                                           parent_run=compare_id)
                 evo.run()
