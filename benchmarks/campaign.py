@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import statistics
+from collections import Counter
 import subprocess
 import sys
 import time
@@ -106,7 +107,7 @@ def search_digest(store, compare: dict, buffers: dict | None) -> list[dict]:
         run = store.get_run(run_id)
         board = store.leaderboard(run_id, 200)
         seeds = [c for c in board if c["origin"] == "seed"]
-        own = [c for c in board if c["origin"] != "seed"]
+        own = [c for c in board if c["origin"] not in ("seed", "simplify")]
 
         def brief(c):
             return None if c is None else {
@@ -116,7 +117,10 @@ def search_digest(store, compare: dict, buffers: dict | None) -> list[dict]:
         digest.append({
             "strategy": strategy, "run_id": run_id, "memory": run["config"].get("memory"),
             "elapsed_s": (run.get("summary") or {}).get("elapsed_s"),
-            "statuses": store.status_counts(run_id, proposed_only=True), "reasons": store.reason_counts(run_id),
+            # what the strategy proposed (not the seeds, nor a later `simplify`'s candidate)
+            "statuses": dict(Counter(c["status"] for c in store.candidates(run_id)
+                                     if c["origin"] not in ("seed", "simplify"))),
+            "reasons": store.reason_counts(run_id),
             "by_model": store.proposal_stats(run_id, "model"), "by_operator": store.proposal_stats(run_id, "operator"),
             "best_seed": brief(seeds[0] if seeds else None), "best_own": brief(own[0] if own else None),
             "place_of_best_own": board.index(own[0]) + 1 if own else None,
