@@ -100,3 +100,21 @@ def test_scaling_sees_out_of_memory_as_superlinear():
     with pytest.raises(CandidateError) as info:
         probes.scaling(Hungry())
     assert info.value.reason == "superlinear" and "memory" in info.value.message
+
+
+def test_scaling_blames_a_rule_only_for_growth_that_holds_up_when_measured_again(monkeypatch):
+    # CPU readings are scripted: one slow step at the largest size (noise on a shared machine),
+    # then normal ones, must not make a linear rule superlinear; growth that repeats must.
+    def run(readings):
+        it = iter(readings)
+        monkeypatch.setattr(probes, "_cpu_time", lambda rule, n, g, repeats=1: next(it))
+        return probes.scaling(object(), sizes=(1, 4, 16))
+
+    linear = [0.01, 0.04, 0.16]
+    assert run(linear) == linear
+    assert run([0.01, 0.04, 0.9, 0.16, 0.04]) == [0.01, 0.04, 0.9]  # the re-measure clears it
+    with pytest.raises(CandidateError) as info:
+        run([0.01, 0.04, 0.9, 0.8, 0.04])  # slow again, three tries: the rule's own growth
+    assert info.value.reason == "superlinear"
+    # a near-zero reading at the smaller size cannot make a step of normal length look superlinear
+    assert run([0.0, 0.0, 0.03, 0.03, 0.0]) == [0.0, 0.0, 0.03]
