@@ -195,8 +195,6 @@ def compare(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run search strategies with the same budget (evaluations or minutes) and compare their best-so-far."""
-    from dataclasses import replace
-
     from symdisc.search.compare import plot_compare, run_compare
     from symdisc.config import EvolveConfig
     from symdisc.judge.gateproc import GateClient
