@@ -81,13 +81,16 @@ def stopped_run(env: dict, kind: str, match) -> list[str]:
     return []
 
 
+def search_runs(compare: dict, buffers: dict | None) -> list[tuple[str, str]]:
+    """(strategy, run id) of every search run: the comparison's children, then the buffers run."""
+    runs = [(name, r["run_id"]) for name, rs in compare["results"].items() for r in rs]
+    return runs + [("llm-buffers", buffers["id"])] if buffers is not None else runs
+
+
 def discoveries(store, compare: dict, buffers: dict | None, per_run: int) -> list[dict]:
     """Each search run's best proposed rules (not built-in seeds), in the cascade's order."""
     picked = []
-    runs = [(name, r["run_id"]) for name, rs in compare["results"].items() for r in rs]
-    if buffers is not None:
-        runs.append(("llm-buffers", buffers["id"]))
-    for strategy, run_id in runs:
+    for strategy, run_id in search_runs(compare, buffers):
         board = [c for c in store.leaderboard(run_id, 50) if c["origin"] != "seed"]
         for c in board[:per_run]:
             picked.append({"strategy": strategy, "run_id": run_id, "id": c["id"], "fitness": c["fitness"],
@@ -99,11 +102,8 @@ def discoveries(store, compare: dict, buffers: dict | None, per_run: int) -> lis
 
 def search_digest(store, compare: dict, buffers: dict | None) -> list[dict]:
     """What each search run's log says, small enough to commit (the run database is not)."""
-    runs = [(name, r["run_id"]) for name, rs in compare["results"].items() for r in rs]
-    if buffers is not None:
-        runs.append(("llm-buffers", buffers["id"]))
     digest = []
-    for strategy, run_id in runs:
+    for strategy, run_id in search_runs(compare, buffers):
         run = store.get_run(run_id)
         board = store.leaderboard(run_id, 200)
         seeds = [c for c in board if c["origin"] == "seed"]
@@ -392,19 +392,13 @@ def goal_check(steps: dict, picked: list[dict]) -> dict:
                         "diff": round(s["final_mean"] - o["final_mean"], 4), "spread": round(spread, 4),
                         "met": s["final_mean"] - o["final_mean"] > spread}
         # within the spread of tuned Adam with Adam's better schedule, at 10 epochs, per task
-        for task_key in {n.split("-10ep-")[0] for n in steps if "-10ep-" in n}:
-            adams = [(n, st["tasks"]) for n, st in steps.items() if n.startswith(task_key + "-10ep-")]
-            best_adam = None
-            for n, tasks in adams:
-                for data in tasks.values():
-                    if MATCH in data["summary"] and (best_adam is None or data["summary"][MATCH]["final_mean"] > best_adam[1]["final_mean"]):
-                        best_adam = (n, data["summary"][MATCH])
-            mine = [data["summary"][label] for n, tasks in adams for data in tasks.values() if label in data["summary"]]
-            if best_adam and mine:
-                s = max(mine, key=lambda x: x["final_mean"])
-                diff = s["final_mean"] - best_adam[1]["final_mean"]
-                spread = max(s["final_std"], best_adam[1]["final_std"])
-                checks[f"{task_key} 10 epochs: within the spread of adam at its best schedule ({best_adam[0]})"] = {
+        for task_key in sorted({n.split("-10ep-")[0] for n in steps if "-10ep-" in n}):
+            at_best = best_schedule(steps, task_key)
+            if MATCH in at_best and label in at_best:
+                s, o = at_best[label][1], at_best[MATCH][1]
+                diff, spread = s["final_mean"] - o["final_mean"], max(s["final_std"], o["final_std"])
+                checks[f"{task_key} 10 epochs: within the spread of adam at its best schedule "
+                       f"({task_key}-10ep-{at_best[MATCH][0]})"] = {
                     "diff": round(diff, 4), "spread": round(spread, 4), "met": diff >= -spread}
         result[label] = {"strategy": p["strategy"], "checks": checks,
                          "all_met": bool(checks) and all(c["met"] for c in checks.values())}
