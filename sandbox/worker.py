@@ -157,7 +157,8 @@ def _train(request: dict, data) -> dict:
             data["y_train"], data["x_eval"], data["y_eval"], data["model_kind"], int(request["seed"]),
             int(request["steps"]), int(request["batch"]), int(request["eval_every"]),
             lambda step: _send({"progress": step}) if step % every == 0 else None,
-            str(request.get("schedule", "constant")))
+            str(request.get("schedule", "constant")), data.get("x_val"), data.get("y_val"),
+            float(request.get("weight_decay", 0.0)))
     except CandidateError as err:
         return {"ok": False, "stage": "bench", "reason": err.reason, "message": err.message[:300]}
     except MemoryError:

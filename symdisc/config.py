@@ -244,20 +244,28 @@ class BenchConfig:
 
     candidates: list = field(default_factory=list)
     against: list = field(default_factory=lambda: ["adam"])
-    task: str = "fmnist-noisy"
+    task: str = "fmnist-noisy"  # one task or several, comma-separated (a performance profile across them)
     noise: Optional[float] = None  # None: the task's own rate (0.2 for fmnist-noisy)
-    seeds: int = 3
+    seeds: int = 5
     epochs: Optional[float] = 3
     steps: Optional[int] = None  # overrides epochs
     batch: int = 128
-    tune: int = 0  # Optuna TPE trials per optimizer; 0 = each optimizer's default lr
-    tune_steps: Optional[int] = None  # training steps per tuning trial; None: as long as the run
+    tuner: str = "grid"  # grid (log grid of lr, widened past an edge best), tpe, or none (documented defaults)
+    lr_grid: str = "1e-5:1:2"  # LO:HI:PER_DECADE or a comma-separated list (bench/tune.py)
+    max_widen: int = 6  # grid points the tuner may add past an edge
+    tpe_trials: int = 20  # --tuner tpe: trials per optimizer (more than its random start-up trials)
+    weight_decays: list = field(default_factory=lambda: [0.0])  # decoupled, tuned as a second axis
+    tune_steps: Optional[int] = None  # training steps per tuning trial; None: --tune-epochs or as long as the run
+    tune_epochs: Optional[float] = None  # epochs per tuning trial over the tuning data
+    tune_subset: Optional[int] = None  # training examples the tuning draws from (None: as the final runs)
+    val_fraction: float = 0.1  # of the training data, held out to tune on and to early-stop by
+    reference: Optional[str] = None  # whose final validation score is the target (None: first --against)
     lr: dict = field(default_factory=dict)  # explicit learning rates by optimizer label
     suite: Optional[str] = None  # evo-optimizer
     subset: Optional[int] = None  # training examples (the suite uses 15,000)
     data_dir: Optional[str] = None
     threads: int = field(default_factory=lambda: os.cpu_count() or 2)
-    evals_per_epoch: int = 1
+    evals_per_epoch: int = 2
     # Rules from a model, a run, a candidate or a contract-form file train inside the sandbox worker.
     unsandboxed: bool = False  # --unsandboxed: train them in this process (code the user has read)
     sandbox_memory_mb: int = 4096  # address space for the training worker, beyond its loaded data

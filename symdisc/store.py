@@ -137,6 +137,16 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "ALTER TABLE candidates ADD COLUMN other_id INTEGER  /* crossover: the second parent */",
         "ALTER TABLE runs ADD COLUMN search_json TEXT  /* llm: bandit counts, island members, children drawn */",
     ]),
+    ('bench cells: tuning trials beside the final seeds, validation and early-stopped scores (resumable)', [
+        "ALTER TABLE bench_results ADD COLUMN phase TEXT NOT NULL DEFAULT 'final'  /* tune: a tuning trial (seed 0, "
+        "scored on the validation split); final: a seed at the chosen setting */",
+        "ALTER TABLE bench_results ADD COLUMN weight_decay REAL  /* decoupled weight decay it trained with */",
+        "ALTER TABLE bench_results ADD COLUMN val_acc REAL  /* validation accuracy at the end (a split of the "
+        "training data, labels as noisy as the rest) */",
+        "ALTER TABLE bench_results ADD COLUMN early_acc REAL  /* test accuracy at the best validation score "
+        "(early stopping) */",
+        "ALTER TABLE bench_results ADD COLUMN steps INTEGER  /* training steps of the cell */",
+    ]),
 ]
 
 RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid",

@@ -1,4 +1,5 @@
-"""Line figures with a mean line and a ±1 std band per series (bench and compare use them)."""
+"""Line figures with a mean line and a ±1 std band per series (bench and compare use them), and the
+bench's tuning figure (validation score against learning rate)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,44 @@ def mean_band_figure(path: Path, series: dict, xlabel: str, ylabel: str, title: 
         ax.axhline(hline[0], color="grey", linestyle="--", label=hline[1])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def tuning_figure(path: Path, tuned: dict, title: str) -> Optional[Path]:
+    """``tuned``: label -> {"scores": [(lr, wd, score)], "lr", "weight_decay"} (bench/tune.py). One line
+    per optimizer (and weight decay), log learning rate on x, the chosen point circled. Returns None
+    without matplotlib or without any tuned optimizer."""
+    curves = {label: t for label, t in tuned.items() if t.get("scores")}
+    if not curves:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for label, t in curves.items():
+        wds = sorted({s[1] for s in t["scores"]})
+        for wd in wds:
+            points = sorted((s[0], s[2]) for s in t["scores"] if s[1] == wd)
+            name = label if len(wds) == 1 else f"{label} (wd {wd:g})"
+            line, = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+            if wd == t["weight_decay"]:
+                best = [p for p in points if p[0] == t["lr"]]
+                if best:
+                    ax.plot([best[0][0]], [best[0][1]], marker="o", markersize=12, markerfacecolor="none",
+                            color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("validation accuracy (split of the training data)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()

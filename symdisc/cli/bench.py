@@ -19,24 +19,41 @@ app.add_typer(data_app, name="data")
 
 @app.command()
 def bench(
-    candidates: list[str] = typer.Argument(..., help="Optimizers to test: a built-in name, a RUN_ID (its best), a CANDIDATE_ID, or a .py file."),
-    against: str = typer.Option("adam", help="Comma-separated baselines (built-in names or the same kinds as CANDIDATE)."),
-    task: str = typer.Option("fmnist-noisy", help="fmnist-noisy, fmnist, mnist or cifar10."),
+    candidates: Optional[list[str]] = typer.Argument(None, help="Optimizers to test: a built-in name, a RUN_ID (its best), a CANDIDATE_ID, or a .py file."),
+    against: str = typer.Option("adam", help="Comma-separated baselines (built-in names or the same kinds as CANDIDATE); the first is the reference for time to target."),
+    task: str = typer.Option("fmnist-noisy", help="fmnist-noisy, fmnist, fmnist-2c2d (DeepOBS), mnist or cifar10; several comma-separated give a performance profile."),
     noise: Optional[float] = typer.Option(None, help="Training-label noise rate (default: the task's, 0.2 for fmnist-noisy)."),
-    seeds: int = typer.Option(3, help="Seeds per optimizer."),
-    epochs: Optional[float] = typer.Option(None, help="Training length in epochs (default 3)."),
-    steps: Optional[int] = typer.Option(None, help="Training length in steps (instead of --epochs)."),
-    tune: int = typer.Option(0, help="Optuna TPE trials per optimizer for the learning rate (0: documented defaults)."),
-    tune_steps: Optional[int] = typer.Option(None, "--tune-steps", help="Training steps per tuning trial (default: as "
-                                             "long as the run, so the search and the run see the same schedule; "
-                                             "short trials favour large learning rates)."),
-    lr: list[str] = typer.Option([], "--lr", help="NAME=VALUE: a fixed learning rate for one optimizer (repeatable)."),
+    seeds: int = typer.Option(5, help="Seeds per optimizer at the chosen setting (every optimizer on the same seeds)."),
+    epochs: Optional[float] = typer.Option(None, help="Length of the final runs in epochs (default 3)."),
+    steps: Optional[int] = typer.Option(None, help="Length of the final runs in steps (instead of --epochs)."),
+    tuner: Optional[str] = typer.Option(None, "--tuner", help="grid (default: a log grid of the learning rate, "
+                                        "widened while the best is on an edge), tpe, or none (documented defaults)."),
+    lr_grid: str = typer.Option("1e-5:1:2", "--lr-grid", help="LO:HI:PER_DECADE (1e-5:1:2 = half decades) or a "
+                                "comma-separated list; also the TPE range."),
+    max_widen: int = typer.Option(6, "--max-widen", help="Grid points the tuner may add past an edge."),
+    tune: int = typer.Option(0, help="TPE trials per optimizer (implies --tuner tpe; must exceed TPE's random "
+                             "start-up trials); 0: the grid."),
+    weight_decay: str = typer.Option("0", "--weight-decay", help="Comma-separated decoupled weight decays to tune "
+                                     "over (with the learning rate), the same for every optimizer."),
+    tune_steps: Optional[int] = typer.Option(None, "--tune-steps", help="Training steps per tuning trial."),
+    tune_epochs: Optional[float] = typer.Option(None, "--tune-epochs", help="Epochs per tuning trial (default: as "
+                                                "long as the final runs; short trials favour large rates)."),
+    tune_subset: Optional[int] = typer.Option(None, "--tune-subset", help="Training examples the tuning draws from "
+                                              "(default: as the final runs)."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of the training data held out to tune on "
+                                       "and to early-stop by (the test set is never used to choose)."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Whose final validation score is the target "
+                                            "(default: the first --against)."),
+    lr: list[str] = typer.Option([], "--lr", help="NAME=VALUE: a fixed learning rate for one optimizer (repeatable; not tuned)."),
     batch: int = typer.Option(128, help="Mini-batch size."),
     subset: Optional[int] = typer.Option(None, help="Train on a random subset of this many examples."),
     suite: Optional[str] = typer.Option(None, help="evo-optimizer: that project's protocol and table."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where local data sets live (CIFAR-10)."),
-    evals: int = typer.Option(1, "--evals-per-epoch", help="Test-set evaluations per epoch."),
+    evals: int = typer.Option(2, "--evals-per-epoch", help="Validation and test evaluations per epoch (the "
+                              "resolution of time to target and early stopping)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: runs/bench/RUN_ID)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped bench (its id or latest) with its "
+                                         "stored options: finished (optimizer, seed, lr) cells are kept."),
     unsandboxed: bool = typer.Option(False, "--unsandboxed", help="Train rules from a model, a run, a candidate or a "
                                      "contract-form file in this process instead of the sandbox worker (faster; only "
                                      "for code you have read)."),
@@ -51,47 +68,71 @@ def bench(
 ) -> None:
     """Train real models with discovered and classic optimizers and compare them fairly.
 
-    Rules written by a model (a RUN_ID, a CANDIDATE_ID, a contract-form .py) train inside the
-    sandbox worker; torch's optimizers, the built-in rules and a .py that defines its own
+    Every optimizer is tuned alike on a validation split, then rerun on the same seeds; pairs are
+    compared seed by seed (mean difference, 95% interval, paired t-test, Wilcoxon, Holm's
+    correction). Rules written by a model (a RUN_ID, a CANDIDATE_ID, a contract-form .py) train
+    inside the sandbox worker; torch's optimizers, the built-in rules and a .py that defines its own
     torch.optim.Optimizer run in this process."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from symdisc.bench.run import run_bench
-    from symdisc.config import BenchConfig
+    from symdisc.config import SCHEDULES, BenchConfig
 
-    if epochs is not None and steps is not None:
-        raise UsageError("give --epochs or --steps, not both")
-    from symdisc.config import SCHEDULES
-
-    if schedule not in SCHEDULES:
-        raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
-    fixed = {}
-    for item in lr:
-        name, _, value = item.partition("=")
+    config = None
+    if resume is None:
+        if not candidates:
+            raise UsageError("name at least one optimizer to test (or --resume RUN_ID)")
+        if epochs is not None and steps is not None:
+            raise UsageError("give --epochs or --steps, not both")
+        if schedule not in SCHEDULES:
+            raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
+        if tune < 0:
+            raise UsageError("--tune wants a number of TPE trials (0: the grid)")
+        method = tuner or ("tpe" if tune else "grid")
+        if tune and method != "tpe":
+            raise UsageError("--tune N sets a TPE budget; it goes with --tuner tpe")
+        if not 0 < val_fraction < 1:
+            raise UsageError("--val-fraction must be between 0 and 1")
         try:
-            fixed[name] = float(value)
+            decays = [float(x) for x in weight_decay.split(",") if x.strip()]
         except ValueError:
-            raise UsageError(f"--lr wants NAME=VALUE, got {item!r}") from None
-    config = BenchConfig(candidates=list(candidates), against=[a for a in against.split(",") if a], task=task,
-                         noise=noise, seeds=seeds, epochs=3 if epochs is None and steps is None else epochs,
-                         steps=steps, batch=batch, tune=tune, tune_steps=tune_steps, lr=fixed, suite=suite,
-                         subset=subset, data_dir=str(data_dir) if data_dir else None, evals_per_epoch=evals,
-                         unsandboxed=unsandboxed, sandbox_memory_mb=sandbox_memory, epoch_timeout_s=epoch_timeout,
-                         schedule=schedule)
+            raise UsageError(f"--weight-decay wants numbers separated by commas, not {weight_decay!r}") from None
+        if not decays or any(d < 0 for d in decays):
+            raise UsageError("--weight-decay wants one or more values >= 0")
+        fixed = {}
+        for item in lr:
+            name, _, value = item.partition("=")
+            try:
+                fixed[name] = float(value)
+            except ValueError:
+                raise UsageError(f"--lr wants NAME=VALUE, got {item!r}") from None
+        config = BenchConfig(candidates=list(candidates), against=[a for a in against.split(",") if a], task=task,
+                             noise=noise, seeds=seeds, epochs=3 if epochs is None and steps is None else epochs,
+                             steps=steps, batch=batch, tuner=method, lr_grid=lr_grid, max_widen=max_widen,
+                             tpe_trials=tune or 20, weight_decays=decays, tune_steps=tune_steps,
+                             tune_epochs=tune_epochs, tune_subset=tune_subset, val_fraction=val_fraction,
+                             reference=reference, lr=fixed, suite=suite, subset=subset,
+                             data_dir=str(data_dir) if data_dir else None, evals_per_epoch=evals,
+                             unsandboxed=unsandboxed, sandbox_memory_mb=sandbox_memory, epoch_timeout_s=epoch_timeout,
+                             schedule=schedule)
+    elif candidates:
+        raise UsageError("--resume continues a stored bench with its own optimizers and options; name none")
     store = _open_store(create=True)
     err = _stderr()
     t0 = time.perf_counter()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err, transient=True)
     with progress:
-        report = run_bench(config, store, out, progress, say=lambda m: err.print(f"symdisc: {m}", highlight=False))
+        report = run_bench(config, store, out, progress, say=lambda m: err.print(f"symdisc: {m}", highlight=False),
+                           resume=resume)
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     if as_json:
         _print_json(report)
     else:
         print_bench(report)
     if report["status"] == "interrupted":
-        err.print("symdisc: interrupted; finished seeds are kept above and in the database", highlight=False)
+        err.print(f"symdisc: interrupted; finished cells are kept in the database: symdisc bench --resume {report['id']}",
+                  highlight=False)
         raise typer.Exit(130)
 
 

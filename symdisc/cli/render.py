@@ -66,29 +66,85 @@ def print_compare(report: dict) -> None:
         out_console.print(f"wall time {report['wall_s']:.0f} s", highlight=False)
 
 
+def _bytes(n) -> str:
+    return f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
+
+
+def _pv(value) -> str:
+    if value is None:
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def print_bench(report: dict) -> None:
     from rich.table import Table
 
     out = _stdout()
+    proto = report.get("protocol", {})
     for task, data in report["tasks"].items():
-        table = Table(title=f"symdisc bench {report['id']}: {task} (test accuracy, mean ± std over seeds)")
-        for col in ("optimizer", "lr", "final acc", "best acc", "state", "class", "steps/s", "seeds"):
+        target = data.get("target") or {}
+        seeds = max((s["seeds"] for s in data["summary"].values()), default=0)
+        tuned_how = {"grid": f"log grid {proto.get('lr_grid')} (widened past an edge best)",
+                     "tpe": f"TPE, {proto.get('tpe_trials')} trials", "none": "documented defaults"}.get(
+            proto.get("tuner"), "?")
+        table = Table(title=f"symdisc bench {report['id']}: {task} (test accuracy, mean ± std over {seeds} seeds; "
+                            f"lr tuned by {tuned_how} on a validation split; early-stopped = at the best validation "
+                            f"score; target = {target.get('reference', '?')}'s final validation score "
+                            f"{(target.get('target_val') or 0):.4f})")
+        for col in ("optimizer", "lr", "wd", "final acc", "early-stopped acc", "steps to target", "s to target",
+                    "state B/param", "class", "ms/step", "seeds"):
             table.add_column(col)
-        for name, s in sorted(data["summary"].items(), key=lambda kv: -kv[1]["final_mean"]):
-            state = f"{s['state_bytes'] / 1024:.1f} KiB" if s["state_bytes"] >= 1024 else f"{s['state_bytes']} B"
-            if s.get("state_bytes_per_tensor") is not None and s["state_bytes"] < 1024:
-                state += f" ({s['state_bytes_per_tensor']:g} B/tensor)"
+        for name, s in sorted(data["summary"].items(), key=lambda kv: -(kv[1]["final_mean"] or 0)):
+            per_param = s.get("state_bytes_per_param")
+            state = f"{per_param:.3g} ({_bytes(s['state_bytes'])})" if per_param is not None else _bytes(s["state_bytes"])
             diverged = f" ({s['diverged']} diverged)" if s["diverged"] else ""
-            table.add_row(name, f"{s['lr']:.3g}", f"{s['final_mean']:.4f} ± {s['final_std']:.4f}",
-                          f"{s['best_mean']:.4f} ± {s['best_std']:.4f}", state, s["memory_class"],
-                          f"{s['steps_per_s']:.1f}", f"{s['seeds']}{diverged}")
+            t = (target.get("optimizers") or {}).get(name, {})
+            reached = f" ({t['reached']}/{t['seeds']})" if t and t.get("reached") != t.get("seeds") else ""
+            steps_t = "not reached" if t and t.get("median_steps") is None else (
+                f"{t['median_steps']:.0f}{reached}" if t else "-")
+            secs_t = "-" if not t or t.get("median_seconds") is None else f"{t['median_seconds']:.1f}"
+            early = "-" if s.get("early_mean") is None else f"{s['early_mean']:.4f} ± {s['early_std']:.4f}"
+            edge = " (edge!)" if (s.get("tuning") or {}).get("on_edge") else ""
+            table.add_row(name, f"{s['lr']:.3g}{edge}", f"{s.get('weight_decay') or 0:g}",
+                          f"{s['final_mean']:.4f} ± {s['final_std']:.4f}", early, steps_t, secs_t, state,
+                          s["memory_class"], "-" if not s.get("ms_per_step") else f"{s['ms_per_step']:.1f}",
+                          f"{s['seeds']}{diverged}")
         for name, f in data.get("failed", {}).items():
-            table.add_row(name, "-", f"stopped: {f['reason']}", "-", "-", "-", "-", f"seed {f['seed']}")
+            table.add_row(name, "-", "-", f"stopped: {f['reason']}", "-", "-", "-", "-", "-", "-", f"seed {f['seed']}")
         out.print(table)
+        pairs = (data.get("pairs") or {}).get("final", [])
+        if pairs:
+            ptable = Table(title=f"{task}: paired differences of final test accuracy (a - b over the seeds both "
+                                 f"finished: same initial weights, data order and noisy labels); 95% t-interval; "
+                                 f"p-values of the paired t-test, Holm-corrected over the {len(pairs)} pairs, and of "
+                                 f"the Wilcoxon signed-rank test (from 5 seeds)")
+            for col in ("a", "b", "mean diff", "95% CI", "p (t)", "p (Holm)", "p (Wilcoxon)", "seeds"):
+                ptable.add_column(col)
+            for p in pairs:
+                ci = "-" if p["ci_low"] is None else f"[{p['ci_low']:+.4f}, {p['ci_high']:+.4f}]"
+                ptable.add_row(p["a"], p["b"], "-" if p["mean_diff"] is None else f"{p['mean_diff']:+.4f}", ci,
+                               _pv(p["p_t"]), _pv(p["p_holm"]), _pv(p["p_wilcoxon"]), str(p["n"]))
+            out.print(ptable)
         for name, f in data.get("failed", {}).items():
             out.print(f"  {name}: {f['reason']} ({f['message']}) in seed {f['seed']}; the sandbox stopped it, "
                       "the other optimizers' results and files are kept", highlight=False)
+        for name, t in (data.get("tuning") or {}).items():
+            if t.get("method") in ("grid", "tpe"):
+                tried = len(t.get("scores", []))
+                out.print(f"  {name}: tuned by {t['method']} over {tried} trials of {t.get('steps')} steps on "
+                          f"{t.get('examples')} examples (validation {t.get('validation')}): lr {t['lr']:.3g}"
+                          + (f", wd {t['weight_decay']:g}" if t.get("weight_decay") else "")
+                          + ("; " + "; ".join(t["widened"]) if t.get("widened") else ""), highlight=False)
         for line in data["verdicts"]:
+            out.print(f"  {line}", highlight=False)
+    if proto.get("tuning_is_shorter"):
+        out.print(f"tuning trials were shorter than the final runs: steps {proto.get('tune_steps')}, epochs "
+                  f"{proto.get('tune_epochs')}, subset {proto.get('tune_subset')} (None: as the final runs)",
+                  highlight=False)
+    if report.get("profile"):
+        out.print("performance profile across tasks (time to the reference's final validation score, seconds):",
+                  highlight=False)
+        for line in report["profile"]["summary"].values():
             out.print(f"  {line}", highlight=False)
     if "overall_fitness" in report:
         table = Table(title="evo-optimizer protocol: task fitness = acc + 0.05 * max(0, 1 - final loss)")

@@ -182,12 +182,12 @@ class TrainingSandbox(Sandbox):
             out["isolation"] = (self._prefix or isolation_prefix(self.isolation))[1]
         return out
 
-    def _load(self, x_train, y_train, x_eval, y_eval, model_kind: str) -> None:
+    def _load(self, x_train, y_train, x_eval, y_eval, model_kind: str, x_val=None, y_val=None) -> None:
         import tempfile
 
         import torch
 
-        key = (x_train, y_train, x_eval, y_eval, model_kind)  # held, so the same objects mean the same data
+        key = (x_train, y_train, x_eval, y_eval, model_kind, x_val, y_val)  # held: the same objects, the same data
         if self._data_key is not None and self.alive and all(a is b for a, b in zip(key, self._data_key)):
             return
         self.kill()
@@ -195,19 +195,23 @@ class TrainingSandbox(Sandbox):
             self._folder = tempfile.mkdtemp(prefix="symdisc-train-")
             os.chmod(self._folder, 0o755)
         path = os.path.join(self._folder, "data.pt")
-        torch.save({"x_train": x_train.contiguous(), "y_train": y_train.contiguous(), "x_eval": x_eval.contiguous(),
-                    "y_eval": y_eval.contiguous(), "model_kind": model_kind}, path)
+        data = {"x_train": x_train.contiguous(), "y_train": y_train.contiguous(), "x_eval": x_eval.contiguous(),
+                "y_eval": y_eval.contiguous(), "model_kind": model_kind}
+        if x_val is not None:
+            data.update(x_val=x_val.contiguous(), y_val=y_val.contiguous())
+        torch.save(data, path)
         os.chmod(path, 0o644)
         self.extra_env = {"SYMDISC_TRAIN_DATA": path}
         self._data_key = key
         self.start()
 
     def train(self, code: str, memory: str, lr: float, x_train, y_train, x_eval, y_eval, model_kind: str,
-              seed: int, steps: int, batch: int, eval_every: int, on_step=None, schedule: str = "constant") -> dict:
+              seed: int, steps: int, batch: int, eval_every: int, on_step=None, schedule: str = "constant",
+              x_val=None, y_val=None, weight_decay: float = 0.0) -> dict:
         """Train in the worker; ``on_step(step)`` as progress arrives. Never raises for the rule's
         faults: the answer's ``reason`` says which limit or rule was broken."""
         try:
-            self._load(x_train, y_train, x_eval, y_eval, model_kind)
+            self._load(x_train, y_train, x_eval, y_eval, model_kind, x_val, y_val)
         except SandboxError as exc:
             return {"ok": False, "stage": "sandbox", "reason": "crash", "message": str(exc)[:300]}
         epoch_len = max(1, len(x_train) // batch)
@@ -215,7 +219,7 @@ class TrainingSandbox(Sandbox):
         budget = self.epoch_timeout_s * (steps / epoch_len + 1)
         request = {"op": "train", "code": code, "memory": memory, "lr": lr, "seed": seed, "steps": steps,
                    "batch": batch, "eval_every": eval_every, "progress_every": every, "schedule": schedule,
-                   "cpu_s": budget * self.threads * 1.5}
+                   "weight_decay": weight_decay, "cpu_s": budget * self.threads * 1.5}
         if not self.send(request):
             return self._lost(False, "the worker died before training")
         epoch, epoch_t0, done = 0, time.monotonic(), 0

@@ -33,6 +33,16 @@ def make_model(kind: str) -> nn.Module:
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
+    if kind == "2c2d":  # DeepOBS's fmnist_2c2d / mnist_2c2d network, with its initialisation
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(7 * 7 * 64, 1024), nn.ReLU(), nn.Linear(1024, 10))
+        for module in net:
+            if isinstance(module, (nn.Conv2d, nn.Linear)):  # truncated normal (2 std), biases 0.05
+                nn.init.trunc_normal_(module.weight, std=0.05, a=-0.1, b=0.1)
+                nn.init.constant_(module.bias, 0.05)
+        return net
     if kind == "mlp100":  # calibration's second ground-truth task (MNIST, heavy noise)
         return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 100), nn.ReLU(), nn.Linear(100, 10))
     raise ValueError(kind)
@@ -121,10 +131,15 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
 
 
 def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model_kind: str, seed: int, steps: int,
-               batch: int, eval_every: int, on_step: Optional[Callable] = None, schedule: str = "constant") -> dict:
+               batch: int, eval_every: int, on_step: Optional[Callable] = None, schedule: str = "constant",
+               x_val=None, y_val=None, weight_decay: float = 0.0) -> dict:
     """Train one model; ``make_optimizer(params)``; ``on_step(step)`` after every step; ``schedule``
-    scales every group's lr (one of SCHEDULES). Returns plain data (final_acc, best_acc, final_loss,
-    state_bytes, param_tensors, memory_class, steps_per_s, diverged, curve, losses)."""
+    scales every group's lr (one of SCHEDULES); ``weight_decay`` is decoupled (p *= 1 - lr * wd after
+    each step), the same for every optimizer. With ``x_val``, every evaluation also scores the
+    validation split: ``val_curve`` and ``early_acc`` (the eval-set accuracy at the best validation
+    score, the early-stopped checkpoint). Returns plain data (final_acc, best_acc, final_loss,
+    state_bytes, param_tensors, param_count, memory_class, steps_per_s, diverged, curve, losses,
+    eval_seconds: training seconds before each curve point, val_curve, early_acc)."""
     lr_factor(schedule, 1, steps)  # an unknown schedule fails before any training
     torch.manual_seed(seed)
     model = make_model(model_kind)  # same seed, same initial weights for every optimizer
@@ -137,8 +152,16 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
     perm = torch.randperm(n, generator=order)
     pos, epoch_len = 0, max(1, n // batch)
     diverged = False
-    curve.append((0, 0.0, accuracy(model, x_eval, y_eval)))  # the curve starts at the untrained model
+    val_curve, eval_seconds = [], []
     train_time = 0.0
+
+    def evaluate(step: int) -> None:
+        curve.append((step, step / epoch_len, accuracy(model, x_eval, y_eval)))
+        eval_seconds.append(train_time)
+        if x_val is not None:
+            val_curve.append((step, accuracy(model, x_val, y_val)))
+
+    evaluate(0)  # the curve starts at the untrained model
     for step in range(1, steps + 1):
         if pos + batch > n:
             perm, pos = torch.randperm(n, generator=order), 0
@@ -153,20 +176,30 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
         loss = loss_fn(model(x_train[idx]), y_train[idx])
         loss.backward()
         optimizer.step()
+        if weight_decay:
+            with torch.no_grad():
+                for group in optimizer.param_groups:
+                    for p in group["params"]:
+                        p.mul_(1.0 - group["lr"] * weight_decay)
         train_time += time.perf_counter() - t_step
         value = loss.item()
         losses.append(value)
         if not math.isfinite(value) or value > 1e4:
             diverged = True
-            curve.append((step, step / epoch_len, accuracy(model, x_eval, y_eval)))
+            evaluate(step)
             break
         if step % eval_every == 0 or step == steps:
-            curve.append((step, step / epoch_len, accuracy(model, x_eval, y_eval)))
+            evaluate(step)
         if on_step:
             on_step(step)
     accs = [c[2] for c in curve[1:]] or [curve[0][2]]
     tail = [v for v in losses[-50:] if math.isfinite(v)]
+    early_acc = None
+    if val_curve:
+        vals = [v for _, v in val_curve[1:]] or [val_curve[0][1]]
+        early_acc = accs[vals.index(max(vals))]  # the first evaluation with the best validation score
     return dict(final_acc=accs[-1], best_acc=max(accs), final_loss=sum(tail) / len(tail) if tail else float("nan"),
                 state_bytes=state_bytes(optimizer), param_tensors=len(list(model.parameters())),
+                param_count=sum(p.numel() for p in model.parameters()),
                 memory_class=measured_memory_class(optimizer), steps_per_s=len(losses) / train_time if train_time else 0.0, diverged=diverged, curve=curve,
-                losses=losses)
+                losses=losses, eval_seconds=eval_seconds, val_curve=val_curve, early_acc=early_acc)
