@@ -1,4 +1,5 @@
-"""Start `symdisc evolve` in a subprocess and SIGKILL it once it has stored a few candidates."""
+"""Start `symdisc evolve` (or `symdisc bench`) in a subprocess and SIGKILL it once it has stored a few
+candidates (bench cells)."""
 
 import os
 import signal
@@ -26,3 +27,24 @@ def evolve_then_kill(home, args: list, env: dict, proposed: int = 3, seeds: int 
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return db
+
+
+def bench_then_kill(home, args: list, env: dict, final_cells: int = 1):
+    """Run ``symdisc bench ARGS`` until ``final_cells`` final seeds are stored, then SIGKILL its process
+    group. Returns (database path, run id)."""
+    proc = subprocess.Popen([sys.executable, "-m", "symdisc.cli.app", "bench", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    db = home / "symdisc.db"
+    deadline, done, run_id = time.time() + 180, 0, None
+    while time.time() < deadline and done < final_cells and proc.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            with Store(db) as store:
+                runs = store.list_runs(kind="bench")
+                if runs:
+                    run_id = runs[0]["id"]
+                    done = sum((r.get("phase") or "final") == "final" for r in store.bench_results(run_id))
+    assert done >= final_cells and proc.poll() is None, "the bench did not get going (or finished before the kill)"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return db, run_id

@@ -12,7 +12,7 @@ import torch
 
 from symdisc import data
 from symdisc.bench.entries import resolve_entry
-from symdisc.bench.report import summarize, verdicts
+from symdisc.bench.report import compare_pairs, summarize, verdicts
 from symdisc.bench.run import run_bench
 from symdisc.bench.train import SeedResult
 from symdisc.config import BenchConfig
@@ -192,14 +192,26 @@ def test_state_size_is_measured_from_live_state():
     assert measured_memory_class(opt) == "scalar"
 
 
-def test_verdicts_say_when_a_difference_is_noise():
+def test_verdicts_come_from_paired_statistics_with_holm():
     def res(name, accs):
         return [SeedResult(name, i, 1e-3, a, a, 0.5, 0, "scalar", 1.0, False) for i, a in enumerate(accs)]
 
-    summary = summarize(res("cand", [0.80, 0.82, 0.78]) + res("adam", [0.79, 0.81, 0.80]) + res("sgd", [0.60, 0.61, 0.59]))
-    lines = verdicts(summary, ["cand"], ["adam", "sgd"])
-    assert "inside the seed-to-seed spread" in lines[0]
-    assert "above sgd by more than the seed spread" in lines[1]
+    # cand beats adam on every seed by a little (paired: clear), and sgd by a lot
+    results = (res("cand", [0.800, 0.822, 0.778, 0.811, 0.789]) + res("adam", [0.79, 0.81, 0.77, 0.80, 0.78])
+               + res("sgd", [0.60, 0.70, 0.50, 0.65, 0.55]))
+    pairs = compare_pairs(results, ["cand", "adam", "sgd"])
+    assert [(p["a"], p["b"]) for p in pairs] == [("cand", "adam"), ("cand", "sgd"), ("adam", "sgd")]
+    first = pairs[0]
+    assert first["mean_diff"] == pytest.approx(0.01) and first["seeds"] == [0, 1, 2, 3, 4]
+    assert 0 < first["ci_low"] < 0.01 < first["ci_high"] and first["p_t"] < 0.001
+    # Holm over the family of three: the smallest p times 3, the next times 2 (or the running maximum)
+    ordered = sorted(pairs, key=lambda p: p["p_t"])
+    assert ordered[0]["p_holm"] == pytest.approx(min(1.0, 3 * ordered[0]["p_t"]))
+    assert ordered[1]["p_holm"] == pytest.approx(max(ordered[0]["p_holm"], min(1.0, 2 * ordered[1]["p_t"])))
+    lines = verdicts(pairs)
+    assert "95% CI" in lines[0] and "Holm p=" in lines[0] and lines[0].endswith("a difference at 0.05 after Holm's correction")
+    # an unpaired look (the old 'spread' rule) would call cand vs adam noise: spreads 0.0158 > 0.01
+    assert summarize(results)["cand"]["final_std"] > first["mean_diff"]
 
 
 def test_short_bench_end_to_end_writes_everything(tmp_path, monkeypatch):
@@ -207,19 +219,32 @@ def test_short_bench_end_to_end_writes_everything(tmp_path, monkeypatch):
     _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=256, n_test=64)
     store = Store(tmp_path / "symdisc.db")
     config = BenchConfig(candidates=["robust-zero-state"], against=["adam", "sgd"], seeds=2, steps=6, batch=32,
-                         threads=1)
+                         threads=1, lr_grid="1e-3,1e-2,1e-1", max_widen=1, tune_steps=2)
     report = run_bench(config, store, tmp_path / "out")
-    summary = report["tasks"]["fmnist-noisy"]["summary"]
+    task = report["tasks"]["fmnist-noisy"]
+    summary = task["summary"]
+    for label, t in task["tuning"].items():  # the same grid for everyone, widened only past an edge best
+        assert {round(lr, 6) for lr, _, _ in t["scores"]} >= {0.001, 0.01, 0.1}, label
+        assert len(t["scores"]) <= 4 and t["lr"] == summary[label]["lr"]
+    assert report["protocol"]["tuning_is_shorter"] and report["protocol"]["tune_steps"] == 2
+    assert task["target"]["reference"] == "adam" and len(task["pairs"]["final"]) == 3
+    assert all(p["n"] == 2 for p in task["pairs"]["final"])
+    assert summary["adam"]["state_bytes_per_param"] == pytest.approx(8, abs=0.01)  # two float32 moments
+    assert summary["sgd"]["state_bytes_per_param"] == 0 and summary["adam"]["ms_per_step"] > 0
     assert set(summary) == {"robust-zero-state", "adam", "sgd"}
     assert summary["robust-zero-state"]["memory_class"] == "scalar" and summary["adam"]["memory_class"] == "buffers"
     files = report["files"]["fmnist-noisy"]
-    for key in ("steps_csv", "evals_csv", "results_json", "figure"):
+    for key in ("steps_csv", "evals_csv", "results_json", "figure", "tuning_figure"):
         assert Path(files[key]).exists(), key
     assert Path(files["figure"]).read_bytes()[:4] == b"\x89PNG"
+    assert Path(files["tuning_figure"]).read_bytes()[:4] == b"\x89PNG"
     assert len(Path(files["steps_csv"]).read_text().splitlines()) == 1 + 3 * 2 * 6
     assert json.loads(Path(files["results_json"]).read_text())["summary"]["adam"]["seeds"] == 2
     rows = store.bench_results(report["id"])
-    assert len(rows) == 6 and store.get_run(report["id"])["kind"] == "bench"
+    final = [r for r in rows if r["phase"] == "final"]
+    assert len(final) == 6 and store.get_run(report["id"])["kind"] == "bench"
+    assert all(r["val_acc"] is not None and r["early_acc"] is not None for r in final)
+    assert all(r["final_acc"] is None for r in rows if r["phase"] == "tune")  # tuning never sees the test set
     assert store.list_runs()[0]["id"] == report["id"]
 
 
@@ -231,16 +256,61 @@ def test_tuning_uses_the_same_budget_and_never_the_test_set(tmp_path, monkeypatc
     seen = []
     real_train = bench.train
 
-    def spy(entry, lr, x_train, y_train, x_eval, y_eval, *args, **kw):
-        seen.append((entry.label, len(x_eval)))
-        return real_train(entry, lr, x_train, y_train, x_eval, y_eval, *args, **kw)
+    def spy(entry, lr, x_train, y_train, x_eval, y_eval, model_kind, seed, steps, *args, **kw):
+        seen.append((entry.label, lr, len(x_train), len(x_eval), steps, kw.get("x_val") is not None))
+        return real_train(entry, lr, x_train, y_train, x_eval, y_eval, model_kind, seed, steps, *args, **kw)
 
     monkeypatch.setattr(bench, "train", spy)
-    config = BenchConfig(candidates=["sgd"], against=["adam"], seeds=1, steps=3, batch=32, tune=3, tune_steps=2, threads=1)
+    config = BenchConfig(candidates=["sgd"], against=["adam"], seeds=1, steps=3, batch=32, lr_grid="1e-3:1e-1:1",
+                         max_widen=0, tune_steps=2, threads=1)
     report = run_bench(config, Store(tmp_path / "s.db"), tmp_path / "out")
-    tuning = [s for s in seen if s[1] == 1000]  # trials score on the 1,000-example validation split
-    assert sorted(label for label, _ in tuning) == ["adam"] * 3 + ["sgd"] * 3
+    tuning = [s for s in seen if s[4] == 2]
+    final = [s for s in seen if s[4] == 3]
+    # trials train on 1,080 examples and score on the 120 of the validation split, never the 64 test images
+    assert {(n_fit, n_eval) for _, _, n_fit, n_eval, _, _ in tuning} == {(1080, 120)}
+    assert sorted((label, round(lr, 6)) for label, lr, *_ in tuning) == [
+        ("adam", 0.001), ("adam", 0.01), ("adam", 0.1), ("sgd", 0.001), ("sgd", 0.01), ("sgd", 0.1)]
+    # the final seeds train on the same 1,080, evaluate the test set and the validation split
+    assert {(n_fit, n_eval, has_val) for _, _, n_fit, n_eval, _, has_val in final} == {(1080, 64, True)}
     assert set(report["tasks"]["fmnist-noisy"]["lrs"]) == {"sgd", "adam"}
+
+
+def test_the_same_seed_gives_every_optimizer_the_same_weights_order_and_noisy_labels(tmp_path, monkeypatch):
+    from symdisc.bench import train as bench
+    from symdisc.bench.run import run_task
+    from symdisc.judge.training import train_loop
+
+    monkeypatch.setenv("SYMDISC_DATA", str(tmp_path / "data"))
+    _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=300, n_test=32)
+    seen = {}
+    real_train = bench.train
+
+    def spy(entry, lr, x_train, y_train, *args, **kw):
+        result = real_train(entry, lr, x_train, y_train, *args, **kw)
+        seen[(entry.label, result.seed)] = (y_train.clone(), result)
+        return result
+
+    monkeypatch.setattr(bench, "train", spy)
+    entries = [resolve_entry("sgd"), resolve_entry("adam")]
+    config = BenchConfig(seeds=2, steps=12, batch=16, noise=0.4, threads=1)
+    # lr 0: the weights never move, so the losses are a function of the initial weights and the batches alone
+    run_task("fmnist-noisy", entries, config, {"sgd": (0.0, 0.0), "adam": (0.0, 0.0)})
+    for seed in (0, 1):
+        (y_sgd, r_sgd), (y_adam, r_adam) = seen[("sgd", seed)], seen[("adam", seed)]
+        assert torch.equal(y_sgd, y_adam)  # the same noisy labels
+        assert r_sgd.losses == r_adam.losses  # the same initial weights and mini-batch order
+    assert not torch.equal(seen[("sgd", 0)][0], seen[("sgd", 1)][0])  # another seed, other noisy labels
+    assert seen[("sgd", 0)][1].losses != seen[("sgd", 1)][1].losses
+    # and directly: the model's initial weights depend on the seed only, not on the optimizer
+    starts = []
+    x, y, xe, ye = _tiny_data()
+    for make in (lambda ps: torch.optim.SGD(ps, lr=0.1), lambda ps: torch.optim.Adam(ps, lr=0.1)):
+        def capture(params, make=make):
+            params = list(params)
+            starts.append([p.detach().clone() for p in params])
+            return make(params)
+        train_loop(capture, x, y, xe, ye, "cnn28", 3, 1, 32, 1)
+    assert all(torch.equal(a, b) for a, b in zip(*starts))
 
 
 def test_resolve_entry_from_files(tmp_path):
@@ -267,7 +337,7 @@ def test_evo_optimizer_suite_shape(tmp_path, monkeypatch):
     monkeypatch.setitem(bench.SUITES, "evo-optimizer", dict(tasks=("fmnist", "cifar10", "mnist"), steps=5,
                                                             subset=200, seeds=2))
     notes = []
-    config = BenchConfig(candidates=["evo-genome"], against=["adam"], suite="evo-optimizer", batch=32, threads=1)
+    config = BenchConfig(candidates=["evo-genome"], against=["adam"], suite="evo-optimizer", batch=32, threads=1, tuner="none")
     report = run_bench(config, Store(tmp_path / "s.db"), tmp_path / "out", say=notes.append)
     assert set(report["tasks"]) == {"fmnist", "mnist"}  # no CIFAR-10 here: skipped with a note
     assert any("skipping cifar10" in n for n in notes)
@@ -278,36 +348,124 @@ def test_evo_optimizer_suite_shape(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "fmnist" / "results.json").exists()
 
 
-def test_tune_lr_uses_tpe_and_returns_the_best_trial(monkeypatch):
+def test_tpe_runs_past_its_start_up_trials_and_returns_the_best(monkeypatch):
     import math
-    from types import SimpleNamespace
 
     import optuna
 
-    from symdisc.bench import train as bench
+    from symdisc.bench import tune
+    from symdisc.errors import UsageError
 
     target = 3e-3
-    tried, samplers = [], []
+    samplers = []
     real_sampler = optuna.samplers.TPESampler
-
-    def fake_train(entry, lr, *args, **kw):
-        tried.append(lr)
-        return SimpleNamespace(diverged=False, final_acc=1.0 - abs(math.log10(lr / target)))
 
     def spy_sampler(**kw):
         samplers.append(kw)
         return real_sampler(**kw)
 
-    monkeypatch.setattr(bench, "train", fake_train)
     monkeypatch.setattr(optuna.samplers, "TPESampler", spy_sampler)
-    x, y = torch.zeros(2000, 1, 28, 28), torch.zeros(2000, dtype=torch.long)
-    entry = resolve_entry("adam")
-    best = bench.tune_lr(entry, 12, x, y, "cnn", steps=1, batch=32)
-    assert len(tried) == 12 and tried[0] == entry.default_lr  # the default is always tried first
-    assert all(entry.default_lr / 30 <= lr <= entry.default_lr * 30 for lr in tried)
-    assert best == min(tried, key=lambda lr: abs(math.log10(lr / target)))
-    # Optuna's default of 10 random start-up trials would leave TPE almost nothing of 12
-    assert samplers and samplers[0]["n_startup_trials"] <= 4
+    found = tune.tune(lambda lr, wd: 1.0 - abs(math.log10(lr / target)), "tpe", tune.parse_grid("1e-5:1:2"), [0.0],
+                      trials=12)
+    tried = [lr for lr, _, _ in found.scores]
+    assert len(tried) == 12 and all(1e-5 <= lr <= 1.0 for lr in tried)
+    assert found.lr == min(tried, key=lambda lr: abs(math.log10(lr / target)))
+    assert samplers[0]["n_startup_trials"] < 12  # TPE models 8 of the 12 trials
+    with pytest.raises(UsageError, match="never leaves its 3 random start-up trials"):
+        tune.tune(lambda lr, wd: 0.0, "tpe", [1e-3, 1e-1], [0.0], trials=3)
+
+
+def test_grid_widens_while_the_best_is_on_an_edge():
+    import math
+
+    from symdisc.bench import tune
+
+    grid = tune.parse_grid("1e-5:1:2")
+    assert len(grid) == 11 and grid[0] == pytest.approx(1e-5) and grid[-1] == pytest.approx(1.0)
+    assert grid[1] / grid[0] == pytest.approx(10 ** 0.5)  # half decades
+
+    def peaked_at(opt, calls):
+        def score(lr):
+            calls.append(lr)
+            return -abs(math.log10(lr) - math.log10(opt))
+        return score
+
+    calls = []  # optimum at 10: above the grid; the tuner steps up half a decade at a time
+    best, scores, notes, on_edge = tune.grid_search(peaked_at(10.0, calls), grid, max_widen=6)
+    assert best == pytest.approx(10.0) and not on_edge
+    assert sorted(scores)[-1] == pytest.approx(10 ** 1.5) and len(notes) == 3
+    assert notes[0] == "best lr 1 on the high edge: widened to 3.16"
+    assert len(calls) == len(set(calls)) == 14  # no point scored twice
+    calls = []  # optimum at 3e-7: below the grid
+    best, scores, notes, on_edge = tune.grid_search(peaked_at(3e-7, calls), grid, max_widen=6)
+    assert best == pytest.approx(10 ** -6.5) and min(scores) == pytest.approx(1e-7) and not on_edge
+    # a limit on the widening: the best stays on the edge and the result says so
+    best, scores, notes, on_edge = tune.grid_search(peaked_at(10.0, []), grid, max_widen=1)
+    assert on_edge and best == pytest.approx(10 ** 0.5) and "limit was reached" in notes[-1]
+    # an optimum inside: nothing added
+    best, scores, notes, on_edge = tune.grid_search(peaked_at(1e-3, []), grid)
+    assert best == pytest.approx(1e-3) and len(scores) == 11 and notes == [] and not on_edge
+    # weight decay as a second axis: each decay gets its own lr search, the best pair wins
+    found = tune.tune(lambda lr, wd: -abs(math.log10(lr) + 2) - abs(wd - 1e-3) * 100, "grid", grid, [0.0, 1e-3])
+    assert (found.lr, found.weight_decay) == (pytest.approx(1e-2), 1e-3) and len(found.scores) == 22
+    from symdisc.errors import UsageError
+
+    for bad in ("1:1e-5:2", "a,b", "0,1", "1e-5:1:2:3"):
+        with pytest.raises(UsageError):
+            tune.parse_grid(bad)
+
+
+def test_paired_statistics_against_scipy_and_by_hand():
+    from scipy import stats as sp
+
+    from symdisc.bench import stats
+
+    a, b = [3.0, 5.0, 4.0, 6.0, 7.0], [1.0, 2.0, 4.0, 3.0, 3.0]  # differences 2, 3, 0, 3, 4
+    out = stats.paired(a, b)
+    # by hand: mean 2.4, sd sqrt(9.2 / 4) = 1.5166, t = 2.4 / (1.5166 / sqrt 5) = 3.5386; t(0.975, 4) = 2.7764
+    assert out["mean_diff"] == pytest.approx(2.4) and out["sd_diff"] == pytest.approx((9.2 / 4) ** 0.5)
+    assert out["t"] == pytest.approx(3.5386, abs=1e-4)
+    half = 2.776445 * (9.2 / 4) ** 0.5 / 5 ** 0.5
+    assert (out["ci_low"], out["ci_high"]) == (pytest.approx(2.4 - half, abs=1e-5), pytest.approx(2.4 + half, abs=1e-5))
+    assert out["p_t"] == pytest.approx(sp.ttest_rel(a, b).pvalue) and 0.02 < out["p_t"] < 0.03
+    assert out["p_wilcoxon"] == pytest.approx(sp.wilcoxon(a, b).pvalue)
+    # the interval is the one of a one-sample t-test on the differences
+    ci = sp.ttest_1samp([2, 3, 0, 3, 4], 0).confidence_interval(0.95)
+    assert (out["ci_low"], out["ci_high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert stats.paired(a[:4], b[:4])["p_wilcoxon"] is None  # 4 pairs: too few for the signed-rank test
+    same = stats.paired([2.0, 3.0, 5.0], [1.0, 2.0, 4.0])  # every difference exactly 1: no t statistic
+    assert same["mean_diff"] == 1.0 and same["ci_low"] == same["ci_high"] == 1.0 and same["p_t"] is None
+    one = stats.paired([1.0], [0.5])
+    assert one["mean_diff"] == 0.5 and one["ci_low"] is None and one["p_t"] is None
+    with pytest.raises(ValueError):
+        stats.paired([1.0, 2.0], [1.0])
+
+
+def test_holm_by_hand():
+    from symdisc.bench.stats import holm
+
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> running max 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == [pytest.approx(0.03), pytest.approx(0.06), pytest.approx(0.06),
+                                               pytest.approx(0.02)]
+    assert holm([None, 0.2, 0.5]) == [None, pytest.approx(0.4), pytest.approx(0.5)]
+    assert holm([0.6, 0.7]) == [1.0, 1.0]
+    assert holm([]) == []
+
+
+def test_time_to_target_and_the_performance_profile():
+    from symdisc.bench import stats
+
+    points = [(10, 1.0, 0.5), (20, 2.0, 0.7), (30, 3.0, 0.69), (40, 4.0, 0.8)]
+    assert stats.time_to_target(points, 0.7) == (20, 2.0, 0.7)
+    assert stats.time_to_target(points, 0.9) is None
+    assert stats.median_or_none([10, None, 30]) == 30 and stats.median_or_none([10, None, None]) is None
+    times = {"t1": {"a": 10.0, "b": 20.0, "c": None}, "t2": {"a": 30.0, "b": 15.0, "c": 15.0}}
+    prof = stats.performance_profile(times, [1.0, 2.0, 4.0])
+    assert prof["a"]["fraction"] == [0.5, 1.0, 1.0] and prof["a"]["ratios"] == [1.0, 2.0]
+    assert prof["b"]["fraction"] == [0.5, 1.0, 1.0]
+    assert prof["c"]["fraction"] == [0.5, 0.5, 0.5] and prof["c"]["ratios"] == [None, 1.0]
+    assert stats.profile_area([1.0, 1.0], [1.0, 4.0]) == pytest.approx(1.0)
+    assert stats.profile_area([0.0, 1.0], [1.0, 4.0]) == pytest.approx(0.5)
 
 
 # -- rules from a model train in the sandbox worker (issue 11) -----------------------------------------
@@ -392,7 +550,7 @@ def test_bench_keeps_the_others_when_a_sandboxed_rule_blows_its_memory(tmp_path,
     fine.write_text(rules.source("sign_sgd"))
     store = Store(tmp_path / "symdisc.db")
     notes = []
-    config = BenchConfig(candidates=[str(hungry), str(fine)], against=["adam"], seeds=2, steps=4, batch=32, threads=1)
+    config = BenchConfig(candidates=[str(hungry), str(fine)], against=["adam"], seeds=2, steps=4, batch=32, threads=1, tuner="none")
     report = run_bench(config, store, tmp_path / "out", say=notes.append)
     task = report["tasks"]["fmnist-noisy"]
     assert set(task["summary"]) == {"fine", "adam"} and task["summary"]["fine"]["seeds"] == 2
@@ -412,7 +570,7 @@ def test_unsandboxed_is_announced(tmp_path, monkeypatch):
     rule.write_text(rules.source("sign_sgd"))
     notes = []
     config = BenchConfig(candidates=[str(rule)], against=["sgd"], seeds=1, steps=2, batch=32, threads=1,
-                         unsandboxed=True)
+                         unsandboxed=True, tuner="none")
     report = run_bench(config, Store(tmp_path / "s.db"), tmp_path / "out", say=notes.append)
     assert any(n.startswith("UNSANDBOXED: mine") for n in notes)
     assert "UNSANDBOXED" in report["execution"]["mine"] and "sandbox" not in report

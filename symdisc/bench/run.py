@@ -193,7 +193,8 @@ def run_task(task: str, entries: list[Entry], config: BenchConfig, chosen: dict,
                 continue
             bar, advance = _bar(progress, f"{task} {entry.label} seed {seed}", total)
             result = training.train(entry, lr, x_fit, y_fit, ds.x_test, ds.y_test, model_kind, seed, total,
-                                    config.batch, eval_every, advance, config.schedule, x_val, y_val, wd)
+                                    config.batch, eval_every, advance, config.schedule, x_val=x_val, y_val=y_val,
+                                    weight_decay=wd)
             _bar_done(progress, bar, total)
             if result.verdict:
                 failures[entry.label] = {"reason": result.verdict, "message": result.message, "seed": seed,
