@@ -613,3 +613,59 @@ def test_schedules_are_the_same_for_every_optimizer_and_both_sides():
     flat = train(here, 0.01, x, y, xe, ye, "cnn28", 1, 12, 32, 4)
     assert a.verdict is None and a.losses == b.losses
     assert b.losses[0] == flat.losses[0] and b.losses != flat.losses  # same start, scheduled steps after
+
+
+def test_a_killed_bench_resumes_keeping_every_finished_cell(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from tests.killing import bench_then_kill
+
+    home = tmp_path / "home"
+    home.mkdir()
+    _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=400, n_test=64)
+    env = dict(os.environ, SYMDISC_HOME=str(home), SYMDISC_DATA=str(tmp_path / "data"), OMP_WAIT_POLICY="PASSIVE",
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    args = ["sgd", "--against", "adam", "--seeds", "3", "--steps", "150", "--batch", "16", "--lr-grid",
+            "1e-3,1e-2,1e-1", "--max-widen", "0", "--tune-steps", "3", "--evals-per-epoch", "1"]
+    db, run_id = bench_then_kill(home, args, env, final_cells=1)
+    with Store(db) as store:
+        assert store.get_run(run_id)["status"] == "running"  # killed: nobody marked it
+        before = store.bench_results(run_id)
+    finals_before = [r for r in before if r["phase"] == "final"]
+    assert 1 <= len(finals_before) < 6 and len([r for r in before if r["phase"] == "tune"]) == 6
+
+    result = subprocess.run([sys.executable, "-m", "symdisc.cli.app", "bench", "--resume", run_id, "--json"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["id"] == run_id and report["status"] == "finished"
+    with Store(db) as store:
+        after = store.bench_results(run_id)
+        assert store.get_run(run_id)["status"] == "finished"
+    kept = {r["id"]: r for r in after}
+    assert all(kept[r["id"]] == r for r in before)  # every finished cell kept as it was
+    assert len([r for r in after if r["phase"] == "tune"]) == 6  # the tuning is not run again
+    finals = [(r["optimizer"], r["seed"]) for r in after if r["phase"] == "final"]
+    assert sorted(finals) == sorted({(o, s) for o in ("sgd", "adam") for s in range(3)})  # each seed once
+    assert report["tasks"]["fmnist-noisy"]["summary"]["adam"]["seeds"] == 3
+    assert all(p["n"] == 3 for p in report["tasks"]["fmnist-noisy"]["pairs"]["final"])
+
+
+def test_fmnist_2c2d_is_deepobs_network():
+    from symdisc.bench.train import TASKS
+    from symdisc.judge.training import make_model
+
+    assert TASKS["fmnist-2c2d"] == ("fashion-mnist", 0.0, "2c2d")
+    torch.manual_seed(0)
+    net = make_model("2c2d")
+    shapes = [tuple(p.shape) for p in net.parameters()]
+    assert shapes == [(32, 1, 5, 5), (32,), (64, 32, 5, 5), (64,), (1024, 3136), (1024,), (10, 1024), (10,)]
+    # 832 + 51,264 + 3,212,288 + 10,250 parameters
+    assert sum(p.numel() for p in net.parameters()) == 3_274_634
+    weights = [p for p in net.parameters() if p.dim() > 1]
+    assert all(float(w.abs().max()) <= 0.1 for w in weights)  # truncated at two standard deviations of 0.05
+    assert 0.035 < float(weights[2].std()) < 0.05  # a truncated normal's std is 0.88 of the untruncated one
+    assert all(torch.all(p == 0.05) for p in net.parameters() if p.dim() == 1)
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
