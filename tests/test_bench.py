@@ -665,7 +665,27 @@ def test_fmnist_2c2d_is_deepobs_network():
     # 832 + 51,264 + 3,212,288 + 10,250 parameters
     assert sum(p.numel() for p in net.parameters()) == 3_274_634
     weights = [p for p in net.parameters() if p.dim() > 1]
-    assert all(float(w.abs().max()) <= 0.1 for w in weights)  # truncated at two standard deviations of 0.05
-    assert 0.035 < float(weights[2].std()) < 0.05  # a truncated normal's std is 0.88 of the untruncated one
+    assert all(float(w.detach().abs().max()) <= 0.1 for w in weights)  # truncated at two standard deviations of 0.05
+    assert 0.035 < float(weights[2].detach().std()) < 0.05  # a truncated normal's std is 0.88 of the untruncated one
     assert all(torch.all(p == 0.05) for p in net.parameters() if p.dim() == 1)
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_several_tasks_give_a_performance_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMDISC_DATA", str(tmp_path / "data"))
+    _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=256, n_test=64)
+    config = BenchConfig(candidates=["sign-sgd"], against=["adam"], task="fmnist,fmnist-noisy", seeds=2, steps=8,
+                         batch=32, threads=1, tuner="none", evals_per_epoch=4)
+    report = run_bench(config, Store(tmp_path / "s.db"), tmp_path / "out")
+    assert set(report["tasks"]) == {"fmnist", "fmnist-noisy"}
+    prof = report["profile"]
+    for unit in ("median_seconds", "median_steps"):
+        for name in ("sign-sgd", "adam"):
+            p = prof["by"][unit][name]
+            assert len(p["fraction"]) == len(prof["taus"]) and all(0 <= f <= 1 for f in p["fraction"])
+            assert p["fraction"] == sorted(p["fraction"]) and 0 <= p["area"] <= 1
+    # the reference reaches its own mean final validation score on at least one seed (its best) of each task
+    assert all(t["target"]["reference"] == "adam" and t["target"]["optimizers"]["adam"]["reached"] >= 1
+               for t in report["tasks"].values())
+    assert set(prof["summary"]) == {"sign-sgd", "adam"} and prof["summary"]["adam"].startswith("adam: reached")
+    assert (tmp_path / "out" / "fmnist" / "results.json").exists()
