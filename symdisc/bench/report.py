@@ -39,6 +39,7 @@ def summarize(results: list[SeedResult]) -> dict:
             "seeds": len(rs), "lr": rs[0].lr, "weight_decay": rs[0].weight_decay,
             "steps": max((r.curve[-1][0] for r in rs if r.curve), default=0),
             "final_mean": final_mean, "final_std": final_std,
+            "final_by_seed": {r.seed: r.final_acc for r in rs},  # for paired comparisons across runs
             "early_mean": early_mean, "early_std": early_std,  # test accuracy at the best validation score
             "val_mean": val_mean, "val_std": val_std,  # final validation accuracy
             "best_mean": best_mean, "best_std": best_std,  # best test accuracy over evaluations (peeks at the test set)
@@ -57,22 +58,24 @@ def summarize(results: list[SeedResult]) -> dict:
 
 def time_to_target(results: list[SeedResult], reference: str) -> Optional[dict]:
     """Steps and training seconds each optimizer needs to reach the reference optimizer's final
-    validation score (its mean over seeds): per seed, and the median over seeds (None when half or
-    more of the seeds never reach it)."""
-    ref = [r.final_val for r in results if r.optimizer == reference and r.final_val is not None]
-    if not ref:
+    validation score on the same seed (so the reference always reaches it, at the latest at its last
+    step): per seed, and the median over seeds (None when half or more of the seeds never reach it)."""
+    targets = {r.seed: r.final_val for r in results if r.optimizer == reference and r.final_val is not None}
+    if not targets:
         return None
-    target = statistics.mean(ref)
     per: dict = {}
     for r in results:
-        hit = stats.time_to_target(r.val_points, target)
-        per.setdefault(r.optimizer, []).append({"seed": r.seed, "step": hit[0] if hit else None,
-                                                "seconds": hit[1] if hit else None})
-    return {"reference": reference, "target_val": target, "optimizers": {
-        name: {"reached": sum(h["step"] is not None for h in hits), "seeds": len(hits),
-               "median_steps": stats.median_or_none([h["step"] for h in hits]),
-               "median_seconds": stats.median_or_none([h["seconds"] for h in hits]), "per_seed": hits}
-        for name, hits in per.items()}}
+        if r.seed not in targets:
+            continue
+        hit = stats.time_to_target(r.val_points, targets[r.seed])
+        per.setdefault(r.optimizer, []).append({"seed": r.seed, "target": targets[r.seed],
+                                                "step": hit[0] if hit else None, "seconds": hit[1] if hit else None})
+    return {"reference": reference, "target_val": statistics.mean(targets.values()), "per_seed_targets": targets,
+            "optimizers": {
+                name: {"reached": sum(h["step"] is not None for h in hits), "seeds": len(hits),
+                       "median_steps": stats.median_or_none([h["step"] for h in hits]),
+                       "median_seconds": stats.median_or_none([h["seconds"] for h in hits]), "per_seed": hits}
+                for name, hits in per.items()}}
 
 
 def compare_pairs(results: list[SeedResult], labels: list[str], metric: str = "final_acc") -> list[dict]:
@@ -186,7 +189,6 @@ def protocol(config: BenchConfig, reference: str) -> dict:
         "tpe_trials": config.tpe_trials if config.tuner == "tpe" else None,
         "weight_decays": list(config.weight_decays), "tune_steps": config.tune_steps,
         "tune_epochs": config.tune_epochs, "tune_subset": config.tune_subset,
-        "tuning_is_shorter": bool(config.tune_steps or config.tune_epochs or config.tune_subset),
         "tuned_on": f"a validation split ({config.val_fraction:g} of the training data, never the test set), seed 0",
         "seeds": config.seeds, "epochs": config.epochs, "steps": config.steps, "subset": config.subset,
         "batch": config.batch, "schedule": config.schedule, "val_fraction": config.val_fraction,
@@ -270,6 +272,10 @@ def _report(config, entries, tasks, all_results, chosen_by_task, out: Path, is_s
                                  "tuning": tuned.get(task, {}), "failed": failed,
                                  "lrs": {k: v[0] for k, v in chosen_by_task.get(task, {}).items()}}
         report["files"][task] = write_outputs(task_out, config, results, summary, task, extra, tuned.get(task))
+    report["protocol"]["tuning_is_shorter"] = any(
+        t.get("steps") is not None and (t["steps"] < report["tasks"][task]["summary"].get(label, {}).get("steps", 0)
+                                        or t.get("shorter_data"))
+        for task, per in tuned.items() if task in report["tasks"] for label, t in per.items())
     prof = profile(report["tasks"], labels)
     if prof is not None:
         report["profile"] = prof

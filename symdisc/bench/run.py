@@ -165,7 +165,8 @@ def tune_task(task: str, entries: list[Entry], config: BenchConfig, cells: Cells
         for note in found.widened:
             say(f"{e.label} on {task}: {note}")
         chosen[e.label] = (found.lr, found.weight_decay)
-        how[e.label] = found.as_dict() | {"steps": n_steps, "examples": len(x_fit), "validation": len(x_val)}
+        how[e.label] = found.as_dict() | {"steps": n_steps, "examples": len(x_fit), "validation": len(x_val),
+                                          "shorter_data": bool(config.tune_subset and config.tune_subset < (subset or 1e18))}
     return chosen, how
 
 

@@ -89,8 +89,8 @@ def print_bench(report: dict) -> None:
             proto.get("tuner"), "?")
         table = Table(title=f"symdisc bench {report['id']}: {task} (test accuracy, mean ± std over {seeds} seeds; "
                             f"lr tuned by {tuned_how} on a validation split; early-stopped = at the best validation "
-                            f"score; target = {target.get('reference', '?')}'s final validation score "
-                            f"{(target.get('target_val') or 0):.4f})")
+                            f"score; target = {target.get('reference', '?')}'s final validation score on the same "
+                            f"seed, mean {(target.get('target_val') or 0):.4f})")
         for col in ("optimizer", "lr", "wd", "final acc", "early-stopped acc", "steps to target", "s to target",
                     "state B/param", "class", "ms/step", "seeds"):
             table.add_column(col)
@@ -100,7 +100,7 @@ def print_bench(report: dict) -> None:
             diverged = f" ({s['diverged']} diverged)" if s["diverged"] else ""
             t = (target.get("optimizers") or {}).get(name, {})
             reached = f" ({t['reached']}/{t['seeds']})" if t and t.get("reached") != t.get("seeds") else ""
-            steps_t = "not reached" if t and t.get("median_steps") is None else (
+            steps_t = f"not reached ({t['reached']}/{t['seeds']})" if t and t.get("median_steps") is None else (
                 f"{t['median_steps']:.0f}{reached}" if t else "-")
             secs_t = "-" if not t or t.get("median_seconds") is None else f"{t['median_seconds']:.1f}"
             early = "-" if s.get("early_mean") is None else f"{s['early_mean']:.4f} ± {s['early_std']:.4f}"
@@ -137,10 +137,10 @@ def print_bench(report: dict) -> None:
                           + ("; " + "; ".join(t["widened"]) if t.get("widened") else ""), highlight=False)
         for line in data["verdicts"]:
             out.print(f"  {line}", highlight=False)
-    if proto.get("tuning_is_shorter"):
-        out.print(f"tuning trials were shorter than the final runs: steps {proto.get('tune_steps')}, epochs "
-                  f"{proto.get('tune_epochs')}, subset {proto.get('tune_subset')} (None: as the final runs)",
-                  highlight=False)
+        final_steps = max((s["steps"] for s in data["summary"].values()), default=0)
+        out.print(f"  final runs: {final_steps} steps each; tuning trials "
+                  + ("SHORTER than the final runs (--tune-steps/--tune-epochs/--tune-subset)"
+                     if proto.get("tuning_is_shorter") else "as long as the final runs"), highlight=False)
     if report.get("profile"):
         out.print("performance profile across tasks (time to the reference's final validation score, seconds):",
                   highlight=False)
