@@ -195,6 +195,8 @@ def _bench(store: Store, ids: set[int], own: Optional[str] = None) -> list[dict]
         results = store.bench_results(bench_id)
         table: dict[tuple, dict] = {}
         for r in results:
+            if (r.get("phase") or "final") != "final":
+                continue  # a tuning trial: scored on the validation split, not a seed of the comparison
             key = (r["task"], r["optimizer"])
             t = table.setdefault(key, {"task": r["task"], "optimizer": r["optimizer"], "lr": r["lr"], "final": [],
                                        "best": [], "diverged": 0, "memory_class": r["memory_class"],
