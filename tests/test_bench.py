@@ -554,6 +554,9 @@ def test_bench_keeps_the_others_when_a_sandboxed_rule_blows_its_memory(tmp_path,
     report = run_bench(config, store, tmp_path / "out", say=notes.append)
     task = report["tasks"]["fmnist-noisy"]
     assert set(task["summary"]) == {"fine", "adam"} and task["summary"]["fine"]["seeds"] == 2
+    # the sandboxed rule's runs score the validation split too: early stopping and time to target
+    assert task["summary"]["fine"]["early_mean"] is not None and task["summary"]["fine"]["val_mean"] is not None
+    assert task["target"]["optimizers"]["fine"]["seeds"] == 2
     assert task["failed"]["hungry"]["reason"] == "memory" and task["failed"]["hungry"]["seed"] == 0
     assert "sandbox worker" in report["execution"]["fine"] and "in-process" in report["execution"]["adam"]
     assert report["sandbox"]["threads"] == 1 and report["sandbox"]["uid"] is not None
