@@ -1,15 +1,12 @@
-"""Training one optimizer on one task and seed, and tuning its learning rate."""
+"""Training one optimizer on one task and seed; the tasks and the validation split."""
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-from torch import nn
 
 from symdisc import data as datasets
 from symdisc.config import BenchConfig

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 from symdisc.errors import UsageError
 
@@ -92,17 +92,17 @@ def tune(score: Callable[[float, float], float], method: str, grid: list[float],
          max_widen: int = 6, trials: int = 20, seed: int = 0) -> TuneResult:
     """The same search for every optimizer: a grid over lr (one per weight decay), or TPE."""
     if method == "grid":
-        best: Optional[TuneResult] = None
         tried: list = []
+        best = None  # (score, lr, wd, notes, on_edge)
         for wd in weight_decays:
             lr, scores, notes, on_edge = grid_search(lambda x, wd=wd: score(x, wd), grid, max_widen)
             tried += [(x, wd, s) for x, s in scores.items()]
-            if best is None or scores[lr] > best.scores[0][2]:
-                best = TuneResult(lr, wd, [(lr, wd, scores[lr])], [f"wd {wd:g}: {n}" for n in notes] if len(
-                    weight_decays) > 1 else notes, on_edge)
-        assert best is not None
-        best.scores = tried
-        return best
+            if len(weight_decays) > 1:
+                notes = [f"wd {wd:g}: {n}" for n in notes]
+            if best is None or scores[lr] > best[0]:
+                best = (scores[lr], lr, wd, notes, on_edge)
+        _, lr, wd, notes, on_edge = best
+        return TuneResult(lr, wd, tried, notes, on_edge)
     if method == "tpe":
         return tpe_search(score, grid, weight_decays, trials, seed)
     raise UsageError(f"unknown tuner {method!r} (grid, tpe or none)")
