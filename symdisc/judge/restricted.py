@@ -266,5 +266,5 @@ def warm_up() -> None:
     # matrix products and norms, which the generic tries above call with the wrong shapes
     a = x @ y.T
     torch.mm(x, y.t()) + torch.matmul(x.mT, y).sum() + x.mm(y.T).trace()
-    capped_eye(4) + capped_diag(a.diagonal()) + torch.diag(a)
+    capped_eye(8) + capped_diag(a.diagonal()) + torch.diag(a)
     torch.linalg.matrix_norm(a) + torch.linalg.vector_norm(x, dim=1).sum() + torch.norm(x, dim=0).sum()
