@@ -8,15 +8,16 @@
    the Rosenbrock valleys are mirrored: shrinking the parameter, or stepping in one fixed
    direction, climbs instead of descending.
 4. It returns finite steps for gradients scaled by 1e-8 and 1e8.
-5. Sparse gradients: with 60% and 90% of the entries exactly zero (as ReLU layers and embeddings
-   give) the steps stay finite and within SPARSE_BLOWUP of the steps on the same gradients without
-   the zeros; a rule that divides by a statistic the zeros make zero fails with ``sparse_grad``.
-6. Cost: one step on matrices of 64 x 64 to 1,024 x 1,024 and vectors of as many elements may take
+5. Cost: one step on matrices of 64 x 64 to 1,024 x 1,024 and vectors of as many elements may take
    at most TIME_BUDGET times the CPU time of a reference on that shape (the forward and backward
    pass of a linear layer of that shape on 1,024 rows, measured in this process: judge/cost.py),
    and hold at most MEMORY_BUDGET times the parameter's bytes; past either, ``over_budget``, with the
    measured ratio. Matrix-shaped rules (Newton-Schulz) pass; n^2 products and long chains of
-   products do not. In the worker this runs under its limits.
+   products do not. It runs before any other probe on tensors of more than a few dozen elements,
+   and in the worker under its limits.
+6. Sparse gradients: with 60% and 90% of the entries exactly zero (as ReLU layers and embeddings
+   give) the steps stay finite and within SPARSE_BLOWUP of the steps on the same gradients without
+   the zeros; a rule that divides by a statistic the zeros make zero fails with ``sparse_grad``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ COST_SHAPES = ((64, 64), (4096,), (256, 256), (65536,), (1024, 1024), (1048576,)
 TIME_BUDGET = 20.0  # CPU time of one step, in references (forward + backward of that layer)
 MEMORY_BUDGET = 16.0  # peak bytes the step creates, in the parameter's bytes (harness copies included)
 COST_MIN_S = 0.01  # below this a step's time is interpreter overhead, not cost
-SPARSE_SHAPES = ((4096,), (64, 64))
+SPARSE_SHAPES = ((1024,), (32, 32))
 SPARSE_ZEROS = (0.6, 0.9)  # fractions of exact zeros
 SPARSE_BLOWUP = 100.0  # the largest sparse step over the largest dense one that counts as exploding
 
@@ -249,8 +250,8 @@ def run_probes(rule: CheckedRule) -> ProbeReport:
     report.quadratic_ratio, report.lr_quadratic = _descend(rule, _quadratic(), "quadratic")
     report.rosenbrock_ratio, report.lr_rosenbrock = _descend(rule, _rosenbrock(), "Rosenbrock")
     _scales(rule, report.lr_quadratic)
+    report.cost_ratio, report.memory_ratio = cost(rule)  # before any probe on larger tensors
     _sparse(rule, report.lr_quadratic)
-    report.cost_ratio, report.memory_ratio = cost(rule)
     report.calls = rule.calls
     report.state_bytes = rule.state_bytes
     report.state_scalars = rule.state_scalars
