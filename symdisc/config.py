@@ -133,6 +133,33 @@ PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent")
 LLM_PROPOSERS = ("llm", "llm-legacy", "llm-independent")
 
 
+def parse_seed_rules(text: Optional[str]) -> Optional[list]:
+    """``--seeds sgd,sign_sgd`` as a list (None when the option was not given)."""
+    if text is None:
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def check_seed_rules(names: Optional[list], memory: str) -> list:
+    """The built-in rules a run starts from: the memory class's default seeds when ``names`` is None;
+    otherwise ``names``, each a built-in rule (``sign-sgd`` and ``sign_sgd`` are the same one)."""
+    from symdisc import rules
+
+    if names is None:
+        return list(rules.SEEDS[memory])
+    known = rules.names()
+    chosen = []
+    for name in names:
+        canonical = name.replace("-", "_")
+        if canonical not in known:
+            raise ConfigError(f"--seeds: unknown rule {name!r} (built-in rules: {', '.join(known)})")
+        if canonical not in chosen:
+            chosen.append(canonical)
+    if not chosen:
+        raise ConfigError("--seeds needs at least one built-in rule")
+    return chosen
+
+
 @dataclass
 class EvolveConfig:
     model: str = "auto"
@@ -149,6 +176,8 @@ class EvolveConfig:
     minutes: Optional[float] = None
     evaluations: Optional[int] = None  # budget in sandbox evaluations (what `symdisc compare` equalizes)
     seed: int = 0
+    # built-in rules (symdisc/rules/) that start the population; None: rules.SEEDS of the memory class
+    seed_rules: Optional[list] = None
     funnel: bool = True  # candidates that beat the incumbent also get the held-out real-data score
     prompt_programs: int = 4  # best programs shown to the model
     prompt_errors: int = 3  # the design card's "controlled amnesia": only the last three errors
@@ -203,6 +232,7 @@ class EvolveConfig:
                 raise ConfigError(f"--{name} must be at least 1")
         if not self.cluster:
             raise ConfigError("--cluster must be local, auto or a Ray address (HOST:PORT)")
+        self.seed_rules = check_seed_rules(self.seed_rules, self.memory)
         return self
 
     def as_dict(self) -> dict:

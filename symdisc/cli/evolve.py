@@ -34,6 +34,7 @@ def evolve(
     candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget: wall-clock minutes."),
     seed: int = typer.Option(0, help="Seed for sampling and program selection."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated built-in rules that start the population (default: sgd,sign_sgd,robust_zero_state; buffers adds momentum). See symdisc/rules/."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID (or latest) where it stopped."),
     replay: Optional[str] = typer.Option(None, "--replay", help="Re-score the replies logged by RUN_ID, without a model."),
     grammar: Optional[bool] = typer.Option(None, "--grammar/--no-grammar", help="Force the def update(...) skeleton (default: on below 2B parameters)."),
@@ -49,7 +50,7 @@ def evolve(
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ) -> None:
     """Discover update rules: the model proposes, the gate and sandbox judge, the best survive."""
-    from symdisc.config import EvolveConfig, SamplingConfig
+    from symdisc.config import EvolveConfig, SamplingConfig, parse_seed_rules
     from symdisc.search.loop import Evolution
     from symdisc.judge.gateproc import GateClient
     from symdisc.cli.live import EvolveView
@@ -62,7 +63,8 @@ def evolve(
         model=models[0], models=models if len(models) > 1 else [], islands=islands, api_base=api_base[0] if api_base else None, api_bases=list(api_base or []),
         api_concurrency=api_concurrency, api_model=api_model, memory=_memory_option(memory),
         candidates=candidates if (candidates is not None or minutes is not None) else 50, minutes=minutes,
-        seed=seed, replay_run=replay, proposer=proposer, funnel=funnel, cluster=cluster or "local",
+        seed=seed, seed_rules=parse_seed_rules(seeds), replay_run=replay, proposer=proposer, funnel=funnel,
+        cluster=cluster or "local",
         proposers=proposers, evaluators=evaluators,
         sampling=SamplingConfig(**{k: v for k, v in dict(max_tokens=max_tokens, grammar=grammar).items()
                                    if v is not None}),
@@ -187,6 +189,7 @@ def compare(
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget per repeat: wall-clock minutes, the same for every strategy (instead of --evaluations)."),
     repeats: int = typer.Option(2, "--repeats", "-r", help="Independent repeats per strategy (seeds 0..R-1)."),
     memory: str = typer.Option("scalar", "--memory", "-m"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated built-in rules that start every repeat's population (default: the memory class's seeds)."),
     model: Optional[list[str]] = typer.Option(None, "--model", help="Model for the llm strategies; repeat it to let the bandit choose among several."),
     parallel: int = typer.Option(DEFAULT_PARALLEL, "--parallel", help="llm strategy, in-process llama.cpp: requests decoded together (1: one at a time)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel"),
@@ -196,7 +199,7 @@ def compare(
 ) -> None:
     """Run search strategies with the same budget (evaluations or minutes) and compare their best-so-far."""
     from symdisc.search.compare import plot_compare, run_compare
-    from symdisc.config import EvolveConfig
+    from symdisc.config import EvolveConfig, check_seed_rules, parse_seed_rules
     from symdisc.judge.gateproc import GateClient
     from symdisc.search.proposers import LLM_PROPOSERS, PROPOSERS, make_proposer
     from symdisc.judge.sandbox import Sandbox
@@ -219,6 +222,9 @@ def compare(
         if name not in PROPOSERS:
             raise UsageError(f"unknown proposer {name!r} (one of {', '.join(PROPOSERS)})")
     memory = _memory_option(memory)
+    if resume is not None and seeds is not None:
+        raise UsageError("--resume continues a comparison with its own seeds: leave out --seeds")
+    seed_rules = check_seed_rules(parse_seed_rules(seeds), memory) if resume is None else None
     err = _stderr()
     say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
     opened = []  # (name, backend, params_b), one per --model, loaded once for every repeat
@@ -244,7 +250,7 @@ def compare(
         with GateClient() as gate, Sandbox(heldout=heldout) as sandbox:
             report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox, funnel=heldout,
                                  say=say, parallel=parallel, minutes=minutes, resume=resume,
-                                 models=models if opened else [])
+                                 models=models if opened else [], seed_rules=seed_rules)
     finally:
         for _, backend, _ in opened:
             backend.close()

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Optional
 
 from symdisc.judge.childproc import ChildProcess
@@ -88,6 +89,10 @@ class Sandbox(ChildProcess):
             self._prefix = isolation_prefix(self.isolation)
         prefix, isolation = self._prefix
         env = dict(os.environ)
+        # The worker runs as a script, so it would import whichever symdisc the interpreter finds
+        # (an editable install of another checkout): make it import the same package as this process.
+        here = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
         threads = str(self.threads)
         env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
                    PYTHONDONTWRITEBYTECODE="1", SYMDISC_SANDBOX_MEMORY_MB=str(self.memory_mb),

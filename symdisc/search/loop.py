@@ -374,7 +374,7 @@ class Evolution:
 
     def _seed(self) -> None:
         seeded = {row["name"] for row in self.store.candidates(self.run_id) if row["origin"] == "seed"}
-        for name in rules.SEEDS[self.config.memory]:
+        for name in self.config.seed_rules or rules.SEEDS[self.config.memory]:
             if name in seeded:
                 continue
             code = rules.source(name)
