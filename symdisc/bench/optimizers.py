@@ -138,7 +138,7 @@ BUILTINS: dict[str, OptimizerSpec] = {s.name: s for s in [
                   "stateless Newton-Schulz orthogonalisation (symdisc/rules/orthogonal_sgd.py)", "scalar"),
     OptimizerSpec("sinkhorn-sgd", 1e-3, _rule("sinkhorn_sgd", "scalar"),
                   "SinkGD, alternating row and column normalisation (symdisc/rules/sinkhorn_sgd.py)", "scalar"),
-    OptimizerSpec("signum", 1e-4, _rule("signum", "buffers"), "Signum, sign of momentum 0.9 (symdisc/rules/signum.py)",
+    OptimizerSpec("signum", 1e-3, _rule("signum", "buffers"), "Signum, sign of momentum 0.9 (symdisc/rules/signum.py)",
                   "buffers"),
     OptimizerSpec("muon", 0.02, _rule("muon", "buffers"),
                   "Muon on matrices, AdamW on the rest (symdisc/rules/muon.py)", "buffers"),
