@@ -16,7 +16,7 @@ def calibrate(
     phase: Optional[List[str]] = typer.Option(None, "--phase", help="truth, fidelity and/or report (default: all)."),
     threads: int = typer.Option(2, help="torch threads for the ground-truth training."),
 ) -> None:
-    """Ground truth by real training for a library of 23 rules (lr tuned on training-data validation,
+    """Ground truth by real training for a library of 28 rules (lr tuned on training-data validation,
     test accuracy only reported), every fidelity a run can use, their Spearman correlations, noise
     bands and seconds per candidate. Resumable: every finished training is journaled."""
     from symdisc.calibration.run import main

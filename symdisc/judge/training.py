@@ -121,10 +121,13 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
 
 
 def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model_kind: str, seed: int, steps: int,
-               batch: int, eval_every: int, on_step: Optional[Callable] = None, schedule: str = "constant") -> dict:
+               batch: int, eval_every: int, on_step: Optional[Callable] = None, schedule: str = "constant",
+               closure: bool = False) -> dict:
     """Train one model; ``make_optimizer(params)``; ``on_step(step)`` after every step; ``schedule``
-    scales every group's lr (one of SCHEDULES). Returns plain data (final_acc, best_acc, final_loss,
-    state_bytes, param_tensors, memory_class, steps_per_s, diverged, curve, losses)."""
+    scales every group's lr (one of SCHEDULES); ``closure``: the optimizer re-evaluates the batch's
+    loss through a closure (L-BFGS), and the loss recorded is the one at the start of the step.
+    Returns plain data (final_acc, best_acc, final_loss, state_bytes, param_tensors, memory_class,
+    steps_per_s, diverged, curve, losses)."""
     lr_factor(schedule, 1, steps)  # an unknown schedule fails before any training
     torch.manual_seed(seed)
     model = make_model(model_kind)  # same seed, same initial weights for every optimizer
@@ -149,10 +152,21 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
             factor = lr_factor(schedule, step, steps)
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * factor
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x_train[idx]), y_train[idx])
-        loss.backward()
-        optimizer.step()
+        if closure:
+            x_batch, y_batch = x_train[idx], y_train[idx]
+
+            def evaluate():
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss = loss_fn(model(x_batch), y_batch)
+                batch_loss.backward()
+                return batch_loss
+
+            loss = optimizer.step(evaluate)
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss.backward()
+            optimizer.step()
         train_time += time.perf_counter() - t_step
         value = loss.item()
         losses.append(value)
