@@ -26,11 +26,9 @@ from symdisc.errors import UsageError
 _HERE = Path(__file__).resolve().parent
 DEFAULT_STEPS = 200
 
-# A search on task files: cascade stage 3 ("heldout") trains every task at a quarter of its STEPS on
-# the whole half-decade lr grid; stage 4 ("long") at its full STEPS on the half-decades around stage
-# 3's best lr. Seeds 1000, 1001, ... (bench uses 0, 1, ...).
+# A search's task stages use seeds 1000, 1001, ... (bench uses 0, 1, ...); their fractions of STEPS
+# and seed counts are symdisc.config.TASK_FIDELITIES, stored with each run.
 SEARCH_SEED_BASE = 1000
-FIDELITIES = {"heldout": {"fraction": 0.25, "seeds": 2}, "long": {"fraction": 1.0, "seeds": 2}}
 
 
 @dataclass(frozen=True)
@@ -102,9 +100,9 @@ def load_tasks(specs: list[str]) -> list[Task]:
 
 def stage_spec(tasks: list[dict], stage: str, lrs_by_task: Optional[dict] = None, fidelities: Optional[dict] = None) -> dict:
     """A cascade stage's request on task files: per task its steps (a fraction of STEPS), seeds and lr grid."""
-    from symdisc.config import HALF_DECADE
+    from symdisc.config import HALF_DECADE, TASK_FIDELITIES
 
-    fid = (fidelities or FIDELITIES)[stage]
+    fid = (fidelities or TASK_FIDELITIES)[stage]
     out = []
     for t in tasks:
         lrs = (lrs_by_task or {}).get(t["name"]) or HALF_DECADE
@@ -116,7 +114,9 @@ def stage_spec(tasks: list[dict], stage: str, lrs_by_task: Optional[dict] = None
 
 def worker_specs(tasks: list[dict], fidelities: Optional[dict] = None) -> list[dict]:
     """Every task with the seeds any search stage uses (prepared once, before the lock-down)."""
-    n = max(int(f["seeds"]) for f in (fidelities or FIDELITIES).values())
+    from symdisc.config import TASK_FIDELITIES
+
+    n = max(int(f["seeds"]) for f in (fidelities or TASK_FIDELITIES).values())
     return [{"name": t["name"], "path": t["path"], "seeds": list(range(SEARCH_SEED_BASE, SEARCH_SEED_BASE + n))}
             for t in tasks]
 
