@@ -264,6 +264,7 @@ class BenchConfig:
     candidates: list = field(default_factory=list)
     against: list = field(default_factory=lambda: ["adam"])
     task: str = "fmnist-noisy"
+    tasks: list = field(default_factory=list)  # task files (--task FILE.py or a built-in task file's name)
     noise: Optional[float] = None  # None: the task's own rate (0.2 for fmnist-noisy)
     seeds: int = 3
     epochs: Optional[float] = 3
