@@ -274,3 +274,18 @@ def test_bench_reports_every_number_the_task_returns(home, tmp_path):
         lm_row = report["tasks"]["lm-chars"]["optimizers"][name]
         assert {"score", "val_bits_per_char", "train_loss", "seconds"} <= set(lm_row["numbers"])
         assert lm_row["numbers"]["score"]["mean"] == pytest.approx(-lm_row["numbers"]["val_bits_per_char"]["mean"])
+
+
+def test_calibrate_on_the_strangers_task(tmp_path):
+    result = CliRunner().invoke(app, ["calibrate", "--task", str(STRANGER), "--rules", "sgd,sign_sgd,normalized_sgd",
+                                      "--dir", str(tmp_path / "cal"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out["fidelities"]) == {"proxy", "stranger-regression|heldout", "stranger-regression|long"}
+    assert set(out["truth"]["stranger-regression"]["scores"]) == {"sgd", "sign_sgd", "normalized_sgd"}
+    assert all(v < 0 for v in out["truth"]["stranger-regression"]["scores"].values())
+    journal = (tmp_path / "cal" / "journal.jsonl").read_text().splitlines()
+    assert len(journal) == 3 * 4  # proxy, quarter, full, truth per rule; a rerun trains nothing new
+    again = CliRunner().invoke(app, ["calibrate", "--task", str(STRANGER), "--rules", "sgd,sign_sgd,normalized_sgd",
+                                     "--dir", str(tmp_path / "cal"), "--json"])
+    assert again.exit_code == 0 and len((tmp_path / "cal" / "journal.jsonl").read_text().splitlines()) == 12
