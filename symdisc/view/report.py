@@ -69,7 +69,10 @@ def repeat_command(run: dict) -> str:
         parts = ["symdisc bench", *map(str, cfg.get("candidates") or [])]
         if cfg.get("against"):
             parts.append(f"--against {','.join(cfg['against'])}")
-        for key in ("task", "noise", "seeds", "epochs", "steps", "tune", "tune_steps", "batch", "subset", "suite"):
+        for task in cfg.get("tasks") or []:  # task files; else the bench's own task ("task")
+            parts.append(f"--task {task}")
+        keys = ("noise", "seeds", "epochs", "steps", "tune", "tune_steps", "batch", "subset", "suite")
+        for key in keys if cfg.get("tasks") else ("task", *keys):
             if cfg.get(key) is not None:
                 parts.append(f"--{key.replace('_', '-')} {cfg[key]:g}" if isinstance(cfg[key], float)
                              else f"--{key.replace('_', '-')} {cfg[key]}")
