@@ -104,10 +104,11 @@ class CascadeConfig:
 
     def on_tasks(self) -> "CascadeConfig":
         """The cascade of a run on task files: stages 3 and 4 score the mean standardized score over
-        the tasks (already centred and scaled: symdisc.tasks.norm_of), and no audit task."""
+        the tasks (already centred and scaled: symdisc.tasks.norm_of), and no audit task. The margin
+        for the long stage is in those units: half the seed rules' spread."""
         from dataclasses import replace
 
-        return replace(self, audit={}, center=dict(self.center, heldout=0.0, long=0.0),
+        return replace(self, audit={}, heldout_margin=0.5, center=dict(self.center, heldout=0.0, long=0.0),
                        scale=dict(self.scale, heldout=1.0, long=1.0), min_band=dict(self.min_band, heldout=0.0, long=0.0))
 
     def worker_specs(self, heldout: Optional[dict] = None) -> dict:

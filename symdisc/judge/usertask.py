@@ -19,7 +19,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 TRAIN_SHAPE = "train(make_optimizer, data, seed, lr, steps)"
 PREPARE_SHAPE = "prepare(seed)"
