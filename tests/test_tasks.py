@@ -289,3 +289,32 @@ def test_calibrate_on_the_strangers_task(tmp_path):
     again = CliRunner().invoke(app, ["calibrate", "--task", str(STRANGER), "--rules", "sgd,sign_sgd,normalized_sgd",
                                      "--dir", str(tmp_path / "cal"), "--json"])
     assert again.exit_code == 0 and len((tmp_path / "cal" / "journal.jsonl").read_text().splitlines()) == 12
+
+
+def test_a_task_that_raises_for_some_candidates_fails_their_stage_not_the_run(home, tmp_path):
+    # train raises for any rule that keeps state: robust_zero_state (a seed) and the scripted normalizer
+    path = _task_file(tmp_path, "no_state", (STRANGER.read_text() + "\n\n_train = train\n\n\n"
+                      "def train(make_optimizer, data, seed, lr, steps):\n"
+                      "    def make(params, lr):\n"
+                      "        opt = make_optimizer(params, lr)\n"
+                      "        make.opts.append(opt)\n"
+                      "        return opt\n"
+                      "    make.opts = []\n"
+                      "    score = _train(make, data, seed, lr, steps)\n"
+                      "    if any(s.get('rule') for o in make.opts for s in o.state.values()):\n"
+                      "        raise RuntimeError('this task wants stateless rules')\n"
+                      "    return score\n"))
+    norm = ("def update(grad, param, state, lr, t):\n    n = grad.norm().item()\n"
+            "    state['n'] = 0.9 * state.get('n', n) + 0.1 * n\n    return lr * grad / (state['n'] + 1e-8)\n")
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps([norm]))
+    result = CliRunner().invoke(app, ["evolve", "--task", path, "--fake-replies", str(replies), "-n", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    with Store() as store:
+        rows = {r["name"] or r["origin"]: r for r in store.candidates(json.loads(result.stdout)["id"])}
+        assert rows["sgd"]["fidelity"] == 3 and rows["robust_zero_state"]["fidelity"] == 1
+        for name in ("robust_zero_state", "llm"):
+            assert rows[name]["status"] == "evaluated"
+            failed = [e for e in store.evaluations(rows[name]["id"]) if e["stage"] == "heldout"]
+            assert [(e["ok"], e["reason"]) for e in failed] == [(0, "task_error")]
+            assert "this task wants stateless rules" in failed[0]["message"]
