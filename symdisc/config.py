@@ -102,6 +102,15 @@ class CascadeConfig:
         n = max(1, len(zs))
         return sum(zs) / n, (sum(b * b for b in bands) ** 0.5) / n
 
+    def on_tasks(self) -> "CascadeConfig":
+        """The cascade of a run on task files: stages 3 and 4 score the mean standardized score over
+        the tasks (already centred and scaled: symdisc.tasks.norm_of), and no audit task. The margin
+        for the long stage is in those units: half the seed rules' spread."""
+        from dataclasses import replace
+
+        return replace(self, audit={}, heldout_margin=0.5, center=dict(self.center, heldout=0.0, long=0.0),
+                       scale=dict(self.scale, heldout=1.0, long=1.0), min_band=dict(self.min_band, heldout=0.0, long=0.0))
+
     def worker_specs(self, heldout: Optional[dict] = None) -> dict:
         """What the sandbox worker builds before its lock-down: each real-data stage's config."""
         return {"heldout": dict(heldout) if heldout is not None else asdict(HeldoutConfig()),
@@ -130,6 +139,10 @@ class SamplingConfig:
 SCHEDULES = ("constant", "warmup-cosine")  # bench learning-rate schedules (judge/training.lr_factor)
 
 PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent")
+# A search on task files (symdisc.tasks): cascade stage 3 ("heldout") trains every task at a quarter of
+# its STEPS on the whole half-decade lr grid, stage 4 ("long") at its full STEPS on the half-decades
+# around stage 3's best lr.
+TASK_FIDELITIES = {"heldout": {"fraction": 0.25, "seeds": 2}, "long": {"fraction": 1.0, "seeds": 2}}
 LLM_PROPOSERS = ("llm", "llm-legacy", "llm-independent")
 
 
@@ -200,6 +213,13 @@ class EvolveConfig:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     cascade: CascadeConfig = field(default_factory=CascadeConfig)
     heldout: HeldoutConfig = field(default_factory=HeldoutConfig)
+    # --task: task files selected on instead of the built-in real-data stages (symdisc.tasks.Task
+    # dicts); per stage its fraction of STEPS and seeds; the seed rules' (centre, scale) per stage and
+    # task, set once the seeds are scored; the wall clock of one task stage.
+    tasks: list = field(default_factory=list)
+    task_fidelities: dict = field(default_factory=lambda: {k: dict(v) for k, v in TASK_FIDELITIES.items()})
+    task_norms: dict = field(default_factory=dict)
+    task_timeout_s: float = 600.0
 
     def validate(self) -> "EvolveConfig":
         if self.proposer not in PROPOSERS:
@@ -275,6 +295,7 @@ class BenchConfig:
     candidates: list = field(default_factory=list)
     against: list = field(default_factory=lambda: ["adam"])
     task: str = "fmnist-noisy"
+    tasks: list = field(default_factory=list)  # task files (--task FILE.py or a built-in task file's name)
     noise: Optional[float] = None  # None: the task's own rate (0.2 for fmnist-noisy)
     seeds: int = 3
     epochs: Optional[float] = 3

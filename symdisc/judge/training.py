@@ -184,3 +184,37 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
                 state_bytes=state_bytes(optimizer), param_tensors=len(list(model.parameters())),
                 memory_class=measured_memory_class(optimizer), steps_per_s=len(losses) / train_time if train_time else 0.0, diverged=diverged, curve=curve,
                 losses=losses)
+
+
+class CheckedOptimizer(Optimizer):
+    """A task's view of a candidate (``make_optimizer`` in a task file): a ``torch.optim.Optimizer``
+    around a CheckedRule, with RuleOptimizer's bookkeeping. The rule checks each step's shape, dtype
+    and state; a non-finite step raises CandidateError("diverged") here, before it reaches the
+    model. The rule sees detached tensors, never the model or the task's data."""
+
+    def __init__(self, params, rule: Callable, lr: float = 1e-3):
+        super().__init__(params, dict(lr=lr))
+        self.rule = rule
+
+    def step(self, closure=None):
+        from symdisc.judge.restricted import CandidateError
+
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if not state:
+                        state["step"] = 0
+                        state["rule"] = {}
+                    state["step"] += 1
+                    step = self.rule(p.grad.detach(), p.detach(), state["rule"], float(group["lr"]), state["step"])
+                    if not bool(torch.isfinite(step).all()):
+                        raise CandidateError("diverged", f"the step holds NaN or infinite values (step {state['step']})")
+                    p.sub_(step)
+        return loss
