@@ -223,6 +223,8 @@ def _resumed(store, run_id: str) -> tuple[str, BenchConfig, Cells]:
         raise UsageError(f"bench {run['id']} is still running (pid {run['pid']}); stop it before resuming")
     known = {f.name for f in fields(BenchConfig)}
     config = BenchConfig(**{k: v for k, v in (run["config"] or {}).items() if k in known})
+    if config.tasks:
+        raise UsageError(f"bench {run['id']} ran task files; --resume continues the bench's own tasks only")
     store.update_run(run["id"], status="running", pid=os.getpid())
     return run["id"], config, Cells(store.bench_results(run["id"]))
 
@@ -253,6 +255,10 @@ def run_bench(config: Optional[BenchConfig], store, out: Optional[Path] = None, 
         ("adam" if "adam" in labels else labels[0])
     if reference not in labels:
         raise UsageError(f"the reference {reference!r} is not one of the optimizers compared ({', '.join(labels)})")
+    full_batch = [e.label for e in entries if e.full_batch]
+    if full_batch and (config.suite or not config.subset or config.batch < config.subset):
+        raise UsageError(f"{', '.join(full_batch)} steps on the whole training set: give --subset N and --batch N "
+                         "(or larger), e.g. --subset 2048 --batch 2048")
     runner = None
     if any(e.sandboxed for e in entries):
         runner = TrainingSandbox(memory_mb=config.sandbox_memory_mb, threads=max(1, config.threads),

@@ -21,7 +21,11 @@ app.add_typer(data_app, name="data")
 def bench(
     candidates: Optional[list[str]] = typer.Argument(None, help="Optimizers to test: a built-in name, a RUN_ID (its best), a CANDIDATE_ID, or a .py file."),
     against: str = typer.Option("adam", help="Comma-separated baselines (built-in names or the same kinds as CANDIDATE); the first is the reference for time to target."),
-    task: str = typer.Option("fmnist-noisy", help="fmnist-noisy, fmnist, fmnist-2c2d (DeepOBS), mnist or cifar10; several comma-separated give a performance profile."),
+    task: Optional[list[str]] = typer.Option(None, "--task", help="fmnist-noisy (default), fmnist, fmnist-2c2d "
+                                             "(DeepOBS), mnist or cifar10 (the bench's CNNs, test accuracy; several, "
+                                             "repeated or comma-separated, add a performance profile), or task files: "
+                                             "a PATH.py or a built-in task file's name (mnist-noisy, lm-chars), "
+                                             "repeatable; every number their train returns is reported."),
     noise: Optional[float] = typer.Option(None, help="Training-label noise rate (default: the task's, 0.2 for fmnist-noisy)."),
     seeds: int = typer.Option(5, help="Seeds per optimizer at the chosen setting (every optimizer on the same seeds)."),
     epochs: Optional[float] = typer.Option(None, help="Length of the final runs in epochs (default 3)."),
@@ -106,7 +110,21 @@ def bench(
                 fixed[name] = float(value)
             except ValueError:
                 raise UsageError(f"--lr wants NAME=VALUE, got {item!r}") from None
-        config = BenchConfig(candidates=list(candidates), against=[a for a in against.split(",") if a], task=task,
+        from symdisc.bench.train import TASKS
+
+        named: list[str] = []  # --task repeated or comma-separated (a .py path is taken whole)
+        for given in task or ["fmnist-noisy"]:
+            named += [given] if given.endswith(".py") else [t for t in given.split(",") if t]
+        files = [t for t in named if t not in TASKS]
+        if files and len(files) != len(named):
+            raise UsageError("give either the bench's own tasks (fmnist-noisy, fmnist, fmnist-2c2d, mnist, cifar10) or "
+                             "task files, not both")
+        if files:
+            if tuner not in (None, "none") or tune:
+                raise UsageError("tuning is not available on task files yet: give --lr NAME=VALUE")
+            method = "none"
+        config = BenchConfig(candidates=list(candidates), against=[a for a in against.split(",") if a],
+                             task=",".join(named) if not files else named[0], tasks=files,
                              noise=noise, seeds=seeds, epochs=3 if epochs is None and steps is None else epochs,
                              steps=steps, batch=batch, tuner=method, lr_grid=lr_grid, max_widen=max_widen,
                              tpe_trials=tune or 20, weight_decays=decays, tune_steps=tune_steps,
@@ -115,19 +133,31 @@ def bench(
                              data_dir=str(data_dir) if data_dir else None, evals_per_epoch=evals,
                              unsandboxed=unsandboxed, sandbox_memory_mb=sandbox_memory, epoch_timeout_s=epoch_timeout,
                              schedule=schedule)
-    elif candidates:
-        raise UsageError("--resume continues a stored bench with its own optimizers and options; name none")
+    elif candidates or task:
+        raise UsageError("--resume continues a stored bench with its own optimizers, tasks and options; name none")
     store = _open_store(create=True)
     err = _stderr()
     t0 = time.perf_counter()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err, transient=True)
     with progress:
-        report = run_bench(config, store, out, progress, say=lambda m: err.print(f"symdisc: {m}", highlight=False),
-                           resume=resume)
+        def say(message: str) -> None:
+            err.print(f"symdisc: {message}", highlight=False)
+
+        if config is not None and config.tasks:
+            from symdisc.bench.tasks import run_task_bench
+
+            report = run_task_bench(config, store, out, progress, say=say)
+        else:
+            report = run_bench(config, store, out, progress, say=say, resume=resume)
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     if as_json:
         _print_json(report)
+    elif config.tasks:
+        from symdisc.bench.tasks import print_task_bench
+        from symdisc.cli.base import _stdout
+
+        print_task_bench(report, _stdout())
     else:
         print_bench(report)
     if report["status"] == "interrupted":
