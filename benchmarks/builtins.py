@@ -18,7 +18,7 @@ many times as many steps: about the same number of gradients for all three.
 The defaults are the issue's protocol: fmnist-noisy, whole training set, 10 epochs, warmup-cosine,
 3 seeds, the same TPE budget for every optimizer. A smoke test of the script itself:
 
-    python benchmarks/builtins.py --only muon,adam --epochs 1 --seeds 1 --subset 2048 --tune 0 \\
+    python benchmarks/builtins.py --only muon,adam --epochs 1 --seeds 1 --subset 2048 --tuner none \\
         --lbfgs-steps 3 --out benchmarks/results/builtins/smoke
 
 OUT/PROTOCOL/summary.md (and .json): accuracy over seeds, the gap to adam, state bytes per
@@ -122,8 +122,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--subset", type=int, default=None, help="training examples (default: the whole training set)")
     ap.add_argument("--schedule", default="warmup-cosine")
-    ap.add_argument("--tune", type=int, default=8, help="TPE trials per optimizer, the same for every one")
-    ap.add_argument("--tune-steps", type=int, default=None, help="steps per trial (default: as long as the run)")
+    ap.add_argument("--tuner", default="grid", help="bench's tuner, the same for every optimizer: grid (a widening "
+                    "log grid of the learning rate), tpe, or none (documented defaults)")
+    ap.add_argument("--tune-epochs", type=float, default=None, help="epochs per tuning trial (default: as the run)")
     ap.add_argument("--lbfgs-subset", type=int, default=4096, help="training examples of the full-batch protocol")
     ap.add_argument("--lbfgs-steps", type=int, default=25, help="L-BFGS steps (adam and sgd: LBFGS_ITERATIONS "
                     "times as many); every step also evaluates the test set")
@@ -135,14 +136,14 @@ def main() -> None:
     env = dict(os.environ, SYMDISC_HOME=str(home), OMP_WAIT_POLICY="PASSIVE")
     chosen = [n for n in (args.only.split(",") if args.only else NEW + BASELINES + ["lbfgs"]) if n]
     n_params = parameter_count()
-    tune = ["--tune", str(args.tune)] + (["--tune-steps", str(args.tune_steps)] if args.tune_steps else [])
+    tune = ["--tuner", args.tuner] + (["--tune-epochs", f"{args.tune_epochs:g}"] if args.tune_epochs else [])
     report: dict = {"parameters": n_params, "protocols": {}}
     md = ["# Built-in optimizers on " + args.task, ""]
 
     mini = [n for n in chosen if n != "lbfgs"]
     if mini:
         tag = (f"{args.task}-{'full' if not args.subset else args.subset}-e{args.epochs:g}-s{args.seeds}-"
-               f"{args.schedule}-t{args.tune}" + (f"x{args.tune_steps}" if args.tune_steps else ""))
+               f"{args.schedule}-{args.tuner}" + (f"x{args.tune_epochs:g}" if args.tune_epochs else ""))
         folder = out / tag
         folder.mkdir(parents=True, exist_ok=True)
         common = ["--task", args.task, "--epochs", f"{args.epochs:g}", "--seeds", str(args.seeds), "--schedule",
@@ -153,7 +154,7 @@ def main() -> None:
         report["protocols"][tag] = rows
         md.append(table(rows, f"{tag}: mini-batches of 128"))
     if "lbfgs" in chosen:
-        tag = f"{args.task}-fullbatch{args.lbfgs_subset}-steps{args.lbfgs_steps}-s{args.seeds}-t{args.tune}"
+        tag = f"{args.task}-fullbatch{args.lbfgs_subset}-steps{args.lbfgs_steps}-s{args.seeds}-{args.tuner}"
         folder = out / tag
         folder.mkdir(parents=True, exist_ok=True)
         common = ["--task", args.task, "--subset", str(args.lbfgs_subset), "--batch", str(args.lbfgs_subset),

@@ -167,6 +167,10 @@ def test_stage_failures_are_verdicts_with_reason_codes(tmp_path):
 
 # -- hostile candidates with a task file in place of the built-in stages ------------------------
 SEMANTIC = {"ignores_lr", "no_descent", "ignores_grad", "unstable", "superlinear", "mutation"}
+# What the cost probe and the shape caps refuse is harmful only at scale: on a task whose tensors are
+# small, an n-squared product of a small gradient stays inside the worker's limits, so the test asks
+# only that it be contained (no file, no connection, the worker still serving).
+COST = {"over_budget", "too_large"}
 # The optimizer calls the rule under torch.no_grad, where a tensor made with requires_grad=True builds
 # no graph: what these cases attack (a growing autograd graph) cannot happen on a task stage.
 NO_GRAPH = {"buffers-autograd-graph", "step-requires-grad"}
@@ -205,7 +209,7 @@ def test_hostile_candidates_are_contained_on_a_task_stage(case, task_sandbox):
         spec["tasks"][0].update(steps=40, lrs=[0.01])  # past the 16 state keys a step-keyed rule fills
         # straight to the task stage, without the probes that would stop most of these first
         answer = sandbox.evaluate(gated.normalized, case.memory, stages=("heldout",), cascade={"heldout": spec})
-        if not set(case.reasons) <= SEMANTIC and case.id not in NO_GRAPH:
+        if not set(case.reasons) <= SEMANTIC | COST and case.id not in NO_GRAPH:
             assert not answer["ok"], f"{case.id} trained on the task: {answer}"
             assert answer["reason"] in set(case.reasons) | {"diverged", "runtime", "timeout", "cpu_time", "memory",
                                                              "bad_output", "state_rule"}, answer
