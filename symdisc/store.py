@@ -137,6 +137,12 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "ALTER TABLE candidates ADD COLUMN other_id INTEGER  /* crossover: the second parent */",
         "ALTER TABLE runs ADD COLUMN search_json TEXT  /* llm: bandit counts, island members, children drawn */",
     ]),
+    ('fitted constants and repaired replies', [
+        "ALTER TABLE candidates ADD COLUMN fit_json TEXT  /* origin fit: the fitted values, the original ones, "
+        "the lr multiplier, trials and the sampler */",
+        "ALTER TABLE candidates ADD COLUMN repairs TEXT  /* what repair changed in the reply before the gate "
+        "(a JSON list; NULL: nothing) */",
+    ]),
 ]
 
 RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid",
@@ -146,7 +152,7 @@ CANDIDATE_FIELDS = (
     "status", "stage", "reason", "message", "line", "fitness", "best_lr", "state_scalars", "state_bytes",
     "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms", "genome_json", "heldout",
     "fidelity", "rank_score", "rank_band", "audit",
-    "operator", "model", "island", "temperature", "other_id",
+    "operator", "model", "island", "temperature", "other_id", "fit_json", "repairs",
 )
 
 
@@ -452,6 +458,15 @@ class Store:
             "GROUP BY c.{by} ORDER BY c.{by}".replace("{by}", by), (run_id,)).fetchall()
         return {r["k"]: {"replies": r["replies"], "new": r["new"] or 0, "repeats": r["repeats"] or 0,
                          "improvements": r["improvements"] or 0} for r in rows}
+
+    def repair_counts(self, run_id: str) -> dict:
+        """Replies repair changed, and those it saved: a repair without which the reply would have
+        failed (a trimmed parse, a state key given its zero default) and a working program after it."""
+        row = self.db.execute(
+            "SELECT COUNT(*), SUM(status IN ('evaluated', 'duplicate') AND (repairs LIKE '%\"trim:%' OR "
+            "repairs LIKE '%\"state_default:%')) FROM candidates WHERE run_id = ? AND repairs IS NOT NULL",
+            (run_id,)).fetchone()
+        return {"repaired": row[0] or 0, "saved": row[1] or 0}
 
     def last_errors(self, run_id: str, limit: int = 3) -> list[dict]:
         rows = self.db.execute(

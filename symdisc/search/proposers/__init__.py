@@ -13,6 +13,20 @@ from typing import Optional, Protocol
 from symdisc.config import LLM_PROPOSERS, PROPOSERS  # noqa: F401 (re-exported)
 
 
+@dataclass(frozen=True)
+class Abilities:
+    """What a source of programs can do; the loop reads this instead of probing for methods.
+
+    ``batched``: it hands out requests (``prepare``) that a model decodes several at a time
+    (``submit``/``wait``) and turns the answers into proposals (``finish``). ``asynchronous``: its
+    proposals arrive on their own while the loop judges others (``poll``). ``needs_model``: it cannot
+    run without a text-generation backend."""
+
+    batched: bool = False
+    asynchronous: bool = False
+    needs_model: bool = False
+
+
 @dataclass
 class Proposal:
     text: str  # a model reply, or generated source
@@ -29,6 +43,7 @@ class Proposal:
 class Proposer(Protocol):
     name: str
     info: dict  # recorded with the run (model, backend, ...)
+    abilities: Abilities
 
     def start(self, evolution) -> None: ...  # the run exists now (and may be a resumed one)
 
@@ -49,6 +64,10 @@ def make_proposer(name: str, backend=None, params_b: Optional[float] = None):
         if backend is None:
             raise ConfigError("the llm proposer needs a model backend")
         return LLMProposer(backend, params_b, mode=name)
+    if name == "mutate":
+        from symdisc.search.proposers.mutate import MutateProposer
+
+        return MutateProposer()
     if name == "genome":
         from symdisc.search.proposers.genetic import GeneticProposer
 
