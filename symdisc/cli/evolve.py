@@ -29,7 +29,7 @@ def evolve(
     api_concurrency: int = typer.Option(1, "--api-concurrency", help="Requests at once per --api-base server."),
     api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
-    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, genome (GA), tpe (Optuna), random, llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
+    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, mutate (program mutations and fitted constants, no model), hybrid (mutate with the model as one more source), genome (GA), tpe (Optuna), random, llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on a held-out real-data task."),
     candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget: wall-clock minutes."),
@@ -78,6 +78,8 @@ def evolve(
         config.sampling.temperatures = [float(x) for x in temperatures.split(",") if x.strip()]
     if threads:
         config.llm_threads = threads
+    elif proposer == "hybrid":
+        config.llm_threads = 1  # the model keeps one core, the sandbox the other (pinned)
     if fake_replies is not None:
         config.backend = "fake"
     if replay:
@@ -169,7 +171,6 @@ def _several_models(config, store, say, clustered: bool):
     from dataclasses import replace
 
     from symdisc.llm import open_backend
-    from symdisc.search.proposers.llm import LLMProposer
 
     if clustered:
         raise UsageError("several --model run locally: leave out --cluster")
@@ -177,7 +178,9 @@ def _several_models(config, store, say, clustered: bool):
     for name in config.models:
         backend, params_b = open_backend(replace(config, model=name), store, say)
         models.append(((getattr(backend, "info", {}) or {}).get("model") or name, backend, params_b))
-    return LLMProposer(models[0][1], models[0][2], mode=config.proposer, models=models)
+    from symdisc.search.proposers import make_proposer
+
+    return make_proposer(config.proposer, models[0][1], models[0][2], models=models)
 
 
 @app.command()
@@ -234,9 +237,7 @@ def compare(
             return make_proposer(name)
         if len(opened) == 1:
             return make_proposer(name, opened[0][1], opened[0][2])
-        from symdisc.search.proposers.llm import LLMProposer
-
-        return LLMProposer(opened[0][1], opened[0][2], mode=name, models=opened)
+        return make_proposer(name, opened[0][1], opened[0][2], models=opened)
 
     heldout = funnel and _heldout_available(say)
     t0 = time.perf_counter()

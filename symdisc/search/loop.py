@@ -18,7 +18,9 @@ from typing import Callable, Optional
 from symdisc import rules
 from symdisc.config import EvolveConfig
 
-FITTING_PROPOSERS = ("mutate", "hybrid")  # strategies whose runs fit constants (search/proposers/fit.py)
+# Strategies whose runs fit constants (search/proposers/fit.py), and who decides when: the loop
+# (whenever a program is due) or the proposer's own bandit. Both fit the seeds when a run starts.
+FITTING_PROPOSERS = {"mutate": "loop", "hybrid": "proposer"}
 from symdisc.errors import ConfigError, UsageError
 from symdisc.search.programs import ProgramDatabase
 from symdisc.search.prompting import PromptTexts, load_prompts
@@ -208,10 +210,18 @@ class Evolution:
         self.proposer.observe(proposal.genome, row)
         return row
 
-    def step(self) -> dict:
+    def step(self) -> Optional[dict]:
+        """One round of the scheduler: the replies an asynchronous source has ready, then a fit when
+        one is due (where the loop schedules fitting), then one proposal; each stored and judged."""
+        if self.proposer.abilities.asynchronous:
+            for proposal in self.proposer.poll(self):
+                self._take(proposal)
+                if self._budget_spent():
+                    return None
         seq = self.store.next_seq(self.run_id)
         self.on_event("generating", {"seq": seq})
-        if self.fitter is not None and self.fitter.due(self) is not None:
+        if self.fitter is not None and FITTING_PROPOSERS.get(self.config.proposer) == "loop" \
+                and self.fitter.due(self) is not None:
             row = self._take(self.fitter.propose(self, seq))
             if row is not None:
                 return row
@@ -487,6 +497,8 @@ class Evolution:
         self.store.update_run(self.run_id, summary_json=self.summary())
 
     def _close(self, status: str) -> dict:
+        if self.proposer.abilities.asynchronous:
+            self.proposer.stop()
         if status == "finished":
             try:
                 self.audit()
