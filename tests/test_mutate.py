@@ -160,7 +160,7 @@ def test_population_ages_migrates_and_round_trips():
 def test_mutate_runs_through_the_loop_and_resumes(home, gate, sandbox):
     store = Store()
     config = EvolveConfig(proposer="mutate", candidates=20, proxy=FAST, funnel=False)
-    config.mutation.fit_seeds = False
+    config.mutation.fit_seeds, config.mutation.fit_top = False, 0.0  # mutations only (fitting: test_fitting)
     evo = Evolution.start(store, config, make_proposer("mutate"), gate, sandbox)
     evo.run()
     rows = [r for r in store.candidates(evo.run_id) if r["origin"] == "mutate"]

@@ -102,6 +102,9 @@ def evolve(
     clustered = saved.cluster != "local"
     if clustered and saved.backend == "replay":
         raise UsageError("--replay runs locally: leave out --cluster")
+    if clustered and saved.proposer == "hybrid":
+        raise UsageError("--proposer hybrid runs locally (the model and the sandbox on one core each): "
+                         "leave out --cluster")
     the_proposer = _build_proposer(saved, store, say, fake_replies, fake_delay, clustered=clustered)
     heldout = asdict(saved.heldout) if saved.funnel and _heldout_available(say) else False
 

@@ -1,4 +1,11 @@
-"""The discovery loop: select -> prompt -> propose -> extract -> gate -> sandbox -> store.
+"""The discovery loop: sources of programs -> (repair) -> gate -> sandbox -> store.
+
+One scheduler feeds one judge. Its sources are the run's proposer, whose ``abilities`` say how it
+delivers (one proposal at a time; ``batched`` requests a model decodes together; ``asynchronous``
+replies that arrive on their own, taken at every step), and constant fitting (``FITTING_PROPOSERS``:
+the seeds when a run starts, then promising programs). Every proposal, whatever its source, goes in
+through ``_take``: stored, judged, reported back. The cluster loop (search/cluster) reuses the same
+halves of judging (``screen`` before the sandbox, ``settle`` after) with evaluation overlapped.
 
 Every candidate is one row in the run database, written as soon as the model has replied (status
 ``pending``), then completed with its verdict. A run killed at any point loses at most the
@@ -162,10 +169,7 @@ class Evolution:
             for index in sorted({i for i, _ in inflight}):
                 for ticket, generation in backends[index].wait():
                     got, draft = inflight.pop((index, ticket))
-                    proposal = self.proposer.finish(draft, generation)
-                    candidate_id = self._store_proposal(got, proposal)
-                    self.proposer.observe(proposal.genome, self.judge(candidate_id, proposal.text,
-                                                                      repair=proposal.origin == "llm"))
+                    self._take(self.proposer.finish(draft, generation), got)
 
     def _room_for(self, coming: int) -> bool:
         """Budget for one more proposal, counting the ``coming`` ones still being generated."""
@@ -200,11 +204,12 @@ class Evolution:
         answer = self.sandbox.evaluate(gated.normalized, **self.evaluation_args())
         return answer.get("fitness") if answer.get("ok") else None
 
-    def _take(self, proposal: Optional[Proposal]) -> Optional[dict]:
-        """Store, judge and report back one proposal from any source."""
+    def _take(self, proposal: Optional[Proposal], seq: Optional[int] = None) -> Optional[dict]:
+        """The one way in for a proposal from any source: store it (pending), judge it (a model's
+        reply repaired first), and report the verdict back to the proposer."""
         if proposal is None:
             return None
-        seq = self.store.next_seq(self.run_id)
+        seq = self.store.next_seq(self.run_id) if seq is None else seq
         candidate_id = self._store_proposal(seq, proposal)
         row = self.judge(candidate_id, proposal.text, repair=proposal.origin == "llm")
         self.proposer.observe(proposal.genome, row)
@@ -226,11 +231,7 @@ class Evolution:
             if row is not None:
                 return row
             seq = self.store.next_seq(self.run_id)
-        proposal: Proposal = self.proposer.propose(self, seq)
-        candidate_id = self._store_proposal(seq, proposal)
-        row = self.judge(candidate_id, proposal.text, repair=proposal.origin == "llm")
-        self.proposer.observe(proposal.genome, row)
-        return row
+        return self._take(self.proposer.propose(self, seq), seq)
 
     def _store_proposal(self, seq: int, proposal: Proposal) -> int:
         """The reply is stored (status pending) before it is judged, so a killed run can re-judge it."""

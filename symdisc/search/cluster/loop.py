@@ -45,6 +45,9 @@ class _Evaluation:
 class ClusterEvolution(Evolution):
     """The loop of ``Evolution`` with proposal and evaluation overlapped on a ``Cluster`` (its sandbox)."""
 
+    def _start_fitting(self) -> None:
+        """Constant fitting scores its trials in the local sandbox; a clustered run does not fit."""
+
     def _propose_until_spent(self) -> None:
         ray = _ray()
         cluster: Cluster = self.sandbox

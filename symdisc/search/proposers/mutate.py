@@ -38,8 +38,7 @@ class MutateProposer:
         self.population.load(evolution.search_state().get("mutate"))
         for pid, row in sorted(evolution.db.programs.items()):
             if pid not in self.population:
-                self.population.add(pid, None if row.get("origin") in ("seed", "fit") and row.get("island") is None
-                                    else row.get("island") if row.get("island") is not None else pid)
+                self.population.add(pid, _island(row))
 
     def state(self) -> dict:
         return self.population.to_dict() if self.population else {}
@@ -81,8 +80,7 @@ class MutateProposer:
     def observe(self, genome, row: dict) -> None:
         if self.population is None or row.get("status") != "evaluated" or row.get("fitness") is None:
             return
-        island = row.get("island")
-        self.population.add(row["id"], island if island is not None else row["id"])
+        self.population.add(row["id"], _island(row))
         self._save()
 
     def _save(self) -> None:
@@ -91,3 +89,11 @@ class MutateProposer:
 
     def close(self) -> None:
         pass
+
+
+def _island(row: dict) -> Optional[int]:
+    """Where a program lives: its own island; a seed or a fit without one on every island; any other
+    program (a model reply of another strategy) on an island chosen by its id."""
+    if row.get("island") is not None:
+        return row["island"]
+    return None if row.get("origin") in ("seed", "fit") else row["id"]
