@@ -129,7 +129,7 @@ class SamplingConfig:
 # prompt); llm-independent: the seed prompt sampled independently every time, the baseline to beat.
 SCHEDULES = ("constant", "warmup-cosine")  # bench learning-rate schedules (judge/training.lr_factor)
 
-PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent", "mutate", "hybrid")
+PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent", "mutate", "hybrid", "rl")
 LLM_PROPOSERS = ("llm", "llm-legacy", "llm-independent", "hybrid")  # the strategies that need a model
 
 

@@ -188,3 +188,28 @@ def test_programs_that_differ_only_in_dead_code_are_one_program(home, gate, sand
     rows = [r for r in store.candidates(evo.run_id) if r["origin"] == "llm"]
     assert [r["status"] for r in rows] == ["evaluated", "duplicate"]
     assert rows[1]["duplicate_of"] == rows[0]["id"] and rows[1]["eval_ms"] is None
+
+
+def test_rl_learns_towards_the_kind_that_pays(home):
+    from symdisc.search.proposers.rl import RLProposer
+
+    class Run:  # the little of an Evolution that the controller's update reads
+        def __init__(self):
+            self.db = type("DB", (), {"programs": {i: {"id": i, "seq": i, "fitness": 0.5, "rank_score": 0.0}
+                                                   for i in range(1, 11)}})()
+            self.saved = {}
+
+        def save_search_state(self, part, state):
+            self.saved[part] = state
+
+    rl = RLProposer()
+    rl.evolution = Run()
+    for i in range(40):
+        good = {"id": 100 + i, "seq": 100 + i, "origin": "mutate", "operator": "swap", "status": "evaluated",
+                "fitness": 0.9, "rank_score": 5.0}
+        bad = {"id": 200 + i, "seq": 200 + i, "origin": "mutate", "operator": "delete", "status": "failed"}
+        rl.observe(None, good)
+        rl.observe(None, bad)
+    pi = rl.policy()
+    assert pi["swap"] > 0.5 and pi["delete"] < 1 / len(KINDS)
+    assert rl.evolution.saved["rl"]["updates"] == 80

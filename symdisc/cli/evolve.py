@@ -29,7 +29,7 @@ def evolve(
     api_concurrency: int = typer.Option(1, "--api-concurrency", help="Requests at once per --api-base server."),
     api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
-    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, mutate (program mutations and fitted constants, no model), hybrid (mutate with the model as one more source), genome (GA), tpe (Optuna), random, llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
+    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, mutate (program mutations and fitted constants, no model), hybrid (mutate with the model as one more source), rl (REINFORCE over the mutation kinds), genome (GA), tpe (Optuna), random, llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on a held-out real-data task."),
     candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget: wall-clock minutes."),

@@ -27,7 +27,7 @@ from symdisc.config import EvolveConfig
 
 # Strategies whose runs fit constants (search/proposers/fit.py), and who decides when: the loop
 # (whenever a program is due) or the proposer's own bandit. Both fit the seeds when a run starts.
-FITTING_PROPOSERS = {"mutate": "loop", "hybrid": "proposer"}
+FITTING_PROPOSERS = {"mutate": "loop", "rl": "loop", "hybrid": "proposer"}
 from symdisc.errors import ConfigError, UsageError
 from symdisc.search.programs import ProgramDatabase
 from symdisc.search.prompting import PromptTexts, load_prompts

@@ -77,6 +77,10 @@ def make_proposer(name: str, backend=None, params_b: Optional[float] = None, mod
         from symdisc.search.proposers.mutate import MutateProposer
 
         return MutateProposer()
+    if name == "rl":
+        from symdisc.search.proposers.rl import RLProposer
+
+        return RLProposer()
     if name == "genome":
         from symdisc.search.proposers.genetic import GeneticProposer
 

@@ -71,9 +71,9 @@ class MutateProposer:
         self._save()
         if child is None:  # nothing new nearby: send the parent back, judged a repeat (and counted)
             text = (parent or {}).get("normalized") or "def update(grad, param, state, lr, t):\n    return lr * grad\n"
-            return Proposal(text=text, origin=self.name, parent_id=parent["id"] if parent else None,
+            return Proposal(text=text, origin="mutate", parent_id=parent["id"] if parent else None,
                             meta={"operator": op if parent else "constant", "island": island})
-        return Proposal(text=child.code, origin=self.name, parent_id=parent["id"],
+        return Proposal(text=child.code, origin="mutate", parent_id=parent["id"],
                         meta={"operator": child.kind, "island": island,
                               "other_id": other["id"] if other is not None else None})
 
