@@ -62,7 +62,7 @@ def journal(path: Path, entry: dict) -> None:
 
 # -- running the comparisons --------------------------------------------------------------------
 def run_group(home: Path, log: Path, group: str, proposers: str, minutes: float, repeats: int, models: list,
-              parallel: int) -> str:
+              parallel: int, threads: int = 0) -> str:
     from symdisc.store import Store
 
     done = [e for e in journal_lines(log) if e.get("step") == "compare" and e.get("group") == group]
@@ -79,7 +79,8 @@ def run_group(home: Path, log: Path, group: str, proposers: str, minutes: float,
         args = ["compare", "--resume", stopped, "--json"]
     else:
         args = ["compare", "--proposers", proposers, "--minutes", str(minutes), "--repeats", str(repeats),
-                "--parallel", str(parallel), "--json"] + [a for m in models for a in ("--model", m)]
+                "--parallel", str(parallel), "--json"] + [a for m in models for a in ("--model", m)] \
+            + (["--threads", str(threads)] if threads else [])
     print(f"[{group}] symdisc {' '.join(args)}", file=sys.stderr, flush=True)
     result = subprocess.run([sys.executable, "-m", "symdisc.cli.app", *args], env=env, cwd=ROOT, text=True,
                             stdout=subprocess.PIPE)
@@ -259,6 +260,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--model", action="append", default=[])
     p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: compare's default)")
     p.add_argument("--tag", default="default")
     p.add_argument("--summary-only", action="store_true")
     args = p.parse_args()
@@ -273,9 +275,9 @@ def main() -> None:
     if skipped:
         print(f"skipping unknown reference strategies: {', '.join(skipped)}", file=sys.stderr)
     if not args.summary_only:
-        run_group(home, log, "main", args.proposers, args.minutes, args.repeats, args.model, args.parallel)
+        run_group(home, log, "main", args.proposers, args.minutes, args.repeats, args.model, args.parallel, args.threads)
         for ref in refs:
-            run_group(home, log, ref, ref, args.minutes, 1, args.model, args.parallel)
+            run_group(home, log, ref, ref, args.minutes, 1, args.model, args.parallel, args.threads)
         from symdisc.store import Store
 
         with Store(home / "symdisc.db") as store:

@@ -213,3 +213,13 @@ def test_rl_learns_towards_the_kind_that_pays(home):
     pi = rl.policy()
     assert pi["swap"] > 0.5 and pi["delete"] < 1 / len(KINDS)
     assert rl.evolution.saved["rl"]["updates"] == 80
+
+
+def test_a_step_must_scale_with_lr_before_it_costs_an_evaluation():
+    from symdisc.search.mutations import scales_with_lr
+
+    for name in ("sgd", "sign_sgd", "robust_zero_state", "momentum"):
+        assert scales_with_lr(rules.source(name)), name
+    assert scales_with_lr("def update(grad, param, state, lr, t):\n    s = lr * grad\n    return 0.5 * (s - lr * param)\n")
+    assert not scales_with_lr("def update(grad, param, state, lr, t):\n    return lr * grad + 1e-3 * param\n")
+    assert not scales_with_lr("def update(grad, param, state, lr, t):\n    return grad / lr\n")

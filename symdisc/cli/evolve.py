@@ -195,6 +195,7 @@ def compare(
     memory: str = typer.Option("scalar", "--memory", "-m"),
     model: Optional[list[str]] = typer.Option(None, "--model", help="Model for the llm strategies; repeat it to let the bandit choose among several."),
     parallel: int = typer.Option(DEFAULT_PARALLEL, "--parallel", help="llm strategy, in-process llama.cpp: requests decoded together (1: one at a time)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="llama.cpp threads of the shared model (default: all cores; hybrid pins the model to one core)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel"),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped comparison (its id or latest): finished runs are kept, the stopped one goes on."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figure (default: runs/compare/RUN_ID)."),
@@ -232,7 +233,10 @@ def compare(
         from symdisc.llm import open_backend
 
         for name in models:
-            backend, params_b = open_backend(EvolveConfig(model=name, parallel=parallel), store, say)
+            opened_config = EvolveConfig(model=name, parallel=parallel)
+            if threads:
+                opened_config.llm_threads = threads
+            backend, params_b = open_backend(opened_config, store, say)
             opened.append(((getattr(backend, "info", {}) or {}).get("model") or name, backend, params_b))
 
     def build(name):

@@ -76,6 +76,42 @@ def constant_sites(fn: ast.FunctionDef) -> list:
     return [n for n in ast.walk(fn) if _is_number(n) and id(n) not in skip and n.value != 0]
 
 
+def scales_with_lr(code: str) -> bool:
+    """Is ``lr`` a factor of every term of the returned step (so the step is zero when lr is)? Read
+    through the names update binds once; a state read or anything else is not."""
+    fn = update_def(ast.parse(code))
+    if fn is None:
+        return False
+    body = _body(fn)
+    bound: dict = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            name = stmt.targets[0].id
+            bound[name] = None if name in bound else stmt.value  # rebound: not followed
+    ret = body[-1] if body and isinstance(body[-1], ast.Return) else None
+
+    def factor(node, depth=0) -> bool:
+        if depth > 20:
+            return False
+        if isinstance(node, ast.Name):
+            if node.id == "lr":
+                return True
+            value = bound.get(node.id)
+            return value is not None and factor(value, depth + 1)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return factor(node.operand, depth + 1)
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Mult):
+                return factor(node.left, depth + 1) or factor(node.right, depth + 1)
+            if isinstance(node.op, ast.Div):
+                return factor(node.left, depth + 1)
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                return factor(node.left, depth + 1) and factor(node.right, depth + 1)
+        return False
+
+    return ret is not None and ret.value is not None and factor(ret.value)
+
+
 # -- types --------------------------------------------------------------------------------------
 class Types:
     """Types of the names bound before each statement of ``update``."""
@@ -168,8 +204,8 @@ class Mutator:
                 code = prune(code)
             except SyntaxError:
                 continue
-            if not any(isinstance(n, ast.Name) and n.id == "lr" for n in ast.walk(ast.parse(code))):
-                continue  # a step that ignores lr fails the probes: not worth a sandbox call
+            if not scales_with_lr(code):
+                continue  # a step that is not zero at lr == 0 fails the probes: not worth a sandbox call
             gated = check_code(code, self.memory)
             if not gated.verdict.ok or gated.ast_hash == parent_hash or known(gated.ast_hash):
                 continue
