@@ -446,18 +446,21 @@ class Store:
 
     def proposal_stats(self, run_id: str, by: str) -> dict:
         """Per operator or per model (``by``): replies, new programs (evaluated: new and through every
-        stage it was sent to) and improvements (new programs whose fitness beats their parent's)."""
+        stage it was sent to), improvements (new programs whose fitness beats their parent's) and the
+        seconds they cost (generation or fitting, gate, sandbox)."""
         if by not in ("operator", "model", "temperature", "island"):
             raise ValueError(by)
         rows = self.db.execute(
             f"SELECT c.{by} AS k, COUNT(*) AS replies, SUM(c.status = 'evaluated') AS new, "
             "SUM(c.status = 'duplicate') AS repeats, "
-            "SUM(c.status = 'evaluated' AND p.fitness IS NOT NULL AND c.fitness > p.fitness) AS improvements "
+            "SUM(c.status = 'evaluated' AND p.fitness IS NOT NULL AND c.fitness > p.fitness) AS improvements, "
+            "SUM(COALESCE(c.gen_ms, 0) + COALESCE(c.gate_ms, 0) + COALESCE(c.eval_ms, 0)) / 1000.0 AS seconds "
             "FROM candidates c LEFT JOIN candidates p ON p.id = c.parent_id "
             f"WHERE c.run_id = ? AND c.origin != 'seed' AND c.status != 'pending' AND c.{by} IS NOT NULL "
             "GROUP BY c.{by} ORDER BY c.{by}".replace("{by}", by), (run_id,)).fetchall()
         return {r["k"]: {"replies": r["replies"], "new": r["new"] or 0, "repeats": r["repeats"] or 0,
-                         "improvements": r["improvements"] or 0} for r in rows}
+                         "improvements": r["improvements"] or 0, "seconds": round(r["seconds"] or 0.0, 2)}
+                for r in rows}
 
     def repair_counts(self, run_id: str) -> dict:
         """Replies repair changed, and those it saved: a repair without which the reply would have

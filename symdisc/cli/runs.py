@@ -137,17 +137,18 @@ def runs_show(
 
 
 def _print_proposals(out, proposals: dict) -> None:
-    """Per operator and per model: replies, new programs, repeats, improvements on the parent."""
+    """Per operator and per model: replies, new programs, repeats, improvements on the parent, seconds."""
     from rich.table import Table
 
     for by, stats in proposals.items():
         if not stats:
             continue
         table = Table(title=f"proposals by {by}")
-        for col in (by, "replies", "new", "repeats", "improvements"):
+        for col in (by, "replies", "new", "repeats", "improvements", "seconds"):
             table.add_column(col, justify="left" if col == by else "right")
         for key, st in stats.items():
-            table.add_row(str(key), str(st["replies"]), str(st["new"]), str(st["repeats"]), str(st["improvements"]))
+            table.add_row(str(key), str(st["replies"]), str(st["new"]), str(st["repeats"]), str(st["improvements"]),
+                          f"{st.get('seconds', 0):.1f}")
         out.print(table)
 
 

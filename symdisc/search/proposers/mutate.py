@@ -11,6 +11,7 @@ so model replies and fitted programs join the same populations.
 from __future__ import annotations
 
 import random
+import time
 from typing import Optional
 
 from symdisc.search.mutations import KINDS, Mutator
@@ -46,6 +47,7 @@ class MutateProposer:
     def propose(self, evolution, seq: int, kind: Optional[str] = None) -> Proposal:
         if self.population is None:
             self.start(evolution)
+        t0 = time.perf_counter()
         rng = random.Random(evolution.config.seed * 1_000_003 + seq)
         mutator = Mutator(evolution.config.memory, rng)
         programs = evolution.db.programs
@@ -72,8 +74,10 @@ class MutateProposer:
         if child is None:  # nothing new nearby: send the parent back, judged a repeat (and counted)
             text = (parent or {}).get("normalized") or "def update(grad, param, state, lr, t):\n    return lr * grad\n"
             return Proposal(text=text, origin="mutate", parent_id=parent["id"] if parent else None,
+                            gen_ms=(time.perf_counter() - t0) * 1e3,
                             meta={"operator": op if parent else "constant", "island": island})
         return Proposal(text=child.code, origin="mutate", parent_id=parent["id"],
+                        gen_ms=(time.perf_counter() - t0) * 1e3,
                         meta={"operator": child.kind, "island": island,
                               "other_id": other["id"] if other is not None else None})
 
