@@ -103,6 +103,13 @@ def test_constant_mutation_changes_only_constants():
         assert changed[0] != 0 and 2 ** -6 < changed[1] / changed[0] < 2 ** 6
 
 
+def test_constants_that_only_scale_the_step_are_not_mutated():
+    code = "def update(grad, param, state, lr, t):\n    return 0.5 * (lr * torch.tanh(grad * 3.0)) / 2.0\n"
+    for seed in range(8):
+        out, _ = Mutator(SCALAR, random.Random(seed)).apply(code, "constant")
+        assert "0.5 * (lr" in out and ") / 2.0" in out and "grad * 3.0" not in out
+
+
 def test_dead_code_removal():
     code = """def update(grad, param, state, lr, t):
     unused = torch.abs(grad)

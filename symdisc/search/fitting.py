@@ -18,7 +18,7 @@ import time
 from typing import Callable, Optional
 
 from symdisc.search.deadcode import update_def
-from symdisc.search.mutations import constant_sites
+from symdisc.search.mutations import constant_sites, step_scale_constants
 
 LR_RANGE = 0.5  # log10 of the multiplier's range
 SCALE_RANGE = 1.0  # log10 range of a constant outside (0, 1)
@@ -38,19 +38,25 @@ def _round(x: float) -> float:
     return float(f"{x:.4g}")
 
 
+def _sites(fn) -> list:
+    """The constants a fit changes: not those that only scale the whole step (the multiplier does)."""
+    scale = {id(n) for n in step_scale_constants(fn)}
+    return [n for n in constant_sites(fn) if id(n) not in scale]
+
+
 def fittable(code: str, dims: int = 8) -> list[float]:
     """The constants of ``code`` a fit would change (at most ``dims - 1``), in source order."""
     fn = update_def(ast.parse(code))
     if fn is None:
         return []
-    return [float(n.value) for n in constant_sites(fn)][: max(0, dims - 1)]
+    return [float(n.value) for n in _sites(fn)][: max(0, dims - 1)]
 
 
 def with_values(code: str, values: list[float], lr_scale: float = 1.0) -> str:
     """``code`` with its first constants replaced by ``values`` and the step scaled by ``lr_scale``."""
     tree = ast.parse(code)
     fn = update_def(tree)
-    for node, value in zip(constant_sites(fn), values):
+    for node, value in zip(_sites(fn), values):
         node.value = _round(value)
     if abs(math.log10(lr_scale)) > 0.004:  # about 1%: below that the proxy cannot tell
         for node in ast.walk(fn):

@@ -8,6 +8,8 @@ gains tomorrow joins the library without a second list to keep in step:
 * ``map2``: tensor, tensor -> tensor of the same shape (``torch.maximum``, ``torch.atan2`` ...)
 * ``reduce``: tensor -> a 0-dim tensor (``torch.mean``, ``torch.norm`` ...)
 * ``smap1`` / ``smap2``: numbers -> a number (``math.sqrt``, ``max`` ...)
+* ``odd``: the ``map1`` functions with f(-x) = -f(x) (``torch.tanh``, ``torch.sign`` ...): they keep
+  the gradient's direction, which a step needs (an even function makes it ignore the gradient's sign)
 
 A function that fails on the probe, returns another shape, a non-float dtype or a tuple, ignores
 its input (``zeros_like``) or is random (``rand_like``) is left out: swapping one function for
@@ -20,7 +22,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-KINDS = ("map1", "map2", "reduce", "smap1", "smap2")
+KINDS = ("map1", "map2", "reduce", "smap1", "smap2", "odd")
 
 
 def _same(a, b) -> bool:
@@ -62,6 +64,8 @@ def _probe_torch(name: str) -> set:
                 continue
             if kind == "map1":
                 varied = not _same(fn(mixed), fn(-mixed)) or not _same(fn(x), fn(*others[0]))
+                if varied and _same(fn(-mixed), -fn(mixed)):
+                    kinds.add("odd")
             else:
                 varied = not _same(fn(*args), fn(*others[0]))
             if varied:

@@ -112,6 +112,23 @@ def scales_with_lr(code: str) -> bool:
     return ret is not None and ret.value is not None and factor(ret.value)
 
 
+def step_scale_constants(fn: ast.FunctionDef) -> list:
+    """Constants that only scale the whole returned step (``return 0.5 * (lr * s)``): the proxy's
+    learning-rate grid and the fitter's multiplier already search that scale, so a mutation of one
+    is a wasted evaluation."""
+    ret = next((s for s in reversed(fn.body) if isinstance(s, ast.Return) and s.value is not None), None)
+    out, spine = [], [ret.value] if ret is not None else []
+    while spine:
+        node = spine.pop()
+        if _is_number(node):
+            out.append(node)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Div)):
+            spine += [node.left, node.right]
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            spine.append(node.operand)
+    return out
+
+
 # -- types --------------------------------------------------------------------------------------
 class Types:
     """Types of the names bound before each statement of ``update``."""
@@ -283,7 +300,9 @@ class Mutator:
         choice = rng.choice(options)
         if choice == "map1":
             a = rng.choice(tensors)
-            return ast.parse(f"{rng.choice(self.lib['map1'])}({a})", mode="eval").body, "T", [a]
+            # mostly odd functions: an even one in the step's path makes it ignore the gradient's sign
+            pool = self.lib["odd"] if self.lib["odd"] and rng.random() < 0.7 else self.lib["map1"]
+            return ast.parse(f"{rng.choice(pool)}({a})", mode="eval").body, "T", [a]
         if choice == "map2":
             a, b = rng.choice(tensors), rng.choice(tensors)
             return ast.parse(f"{rng.choice(self.lib['map2'])}({a}, {b})", mode="eval").body, "T", [a, b]
@@ -444,7 +463,8 @@ class Mutator:
         return f"function {name} -> {new}"
 
     def _constant_mutation(self, fn: ast.FunctionDef) -> Optional[str]:
-        sites = constant_sites(fn)
+        scale = {id(n) for n in step_scale_constants(fn)}
+        sites = [n for n in constant_sites(fn) if id(n) not in scale]
         if not sites:
             return None
         node = self.rng.choice(sites)
