@@ -154,8 +154,17 @@ def fitted_seeds(store) -> dict:
 STAGES = {1: "proxy", 2: "heldout", 3: "long"}
 
 
+def stage_specs(config) -> dict:
+    """The real-data stages at PAIRED_SEEDS fresh seeds (the worker loads their data before lock-down)."""
+    heldout = dict(asdict(config.heldout), seeds=PAIRED_SEEDS, seed_base=FRESH_REAL_SEED)
+    long = dict(config.cascade.long or asdict(config.heldout), seeds=PAIRED_SEEDS, seed_base=FRESH_REAL_SEED + 100,
+                lrs=list(asdict(config.heldout)["lrs"]))
+    return {"heldout": heldout, "long": long}
+
+
 def per_seed_scores(sandbox, code: str, memory: str, fidelity: int, config) -> list[float]:
-    """The program's accuracy on PAIRED_SEEDS fresh task seeds at cascade stage ``fidelity``."""
+    """The program's accuracy on PAIRED_SEEDS fresh task seeds at cascade stage ``fidelity``, each at
+    its best learning rate of the stage's grid."""
     from symdisc.config import ProxyConfig
 
     stage = STAGES[fidelity]
@@ -163,12 +172,11 @@ def per_seed_scores(sandbox, code: str, memory: str, fidelity: int, config) -> l
         proxy = asdict(ProxyConfig(**dict(asdict(config.proxy), seeds=PAIRED_SEEDS, task_seed=FRESH_PROXY_SEED)))
         answer = sandbox.evaluate(code, memory, stages=("proxy",), proxy=proxy, timeout_s=120)
         return list((answer.get("proxy") or {}).get("per_seed") or []) if answer.get("ok") else [0.0] * PAIRED_SEEDS
-    spec = dict(asdict(config.heldout) if stage == "heldout" else config.cascade.long, seeds=PAIRED_SEEDS,
-                seed_base=FRESH_REAL_SEED + (100 if stage == "long" else 0))
-    if stage == "long":
-        spec["lrs"] = list(asdict(config.heldout)["lrs"])
-    answer = sandbox.evaluate(code, memory, stages=(stage,), timeout_s=1200, cascade={stage: spec})
+    spec = stage_specs(config)[stage]
+    answer = sandbox.evaluate(code, memory, stages=(stage,), timeout_s=3600, cascade={stage: spec})
     detail = answer.get(stage) or {}
+    if not answer.get("ok") and answer.get("reason") == "crash":
+        raise SystemExit(f"the {stage} stage could not run: {answer.get('message')}")
     return list(detail.get("per_seed") or []) if answer.get("ok") else [0.0] * PAIRED_SEEDS
 
 
@@ -197,9 +205,11 @@ def paired_tests(home: Path, log: Path, metrics: list[dict]) -> None:
     with Store(home / "symdisc.db") as store:
         seeds = fitted_seeds(store)
         configs = {m["run_id"]: EvolveConfig.from_dict(store.get_run(m["run_id"])["config"]) for m in todo}
-    heldout = asdict(next(iter(configs.values())).heldout)
+    first = next(iter(configs.values()))
+    specs = stage_specs(first)
     cache: dict = {}
-    with Sandbox(heldout=heldout, timeout_s=1200) as sandbox:
+    with Sandbox(heldout=specs["heldout"], timeout_s=3600, cascade=dict(specs, audit=dict(first.cascade.audit))) \
+            as sandbox:
         for m in todo:
             config = configs[m["run_id"]]
             fidelity = m["best_own"]["fidelity"]
