@@ -5,7 +5,9 @@ Protocol: JSON lines on stdin/stdout, never pickle. The first line out is ``{"re
 "cpu_s"}`` gets one answer line. ``{"op": "train", ...}`` (symdisc bench) trains a real model with
 the rule on the data set the worker loaded before its lock-down (``SYMDISC_TRAIN_DATA``), sends
 ``{"progress": step}`` lines as it goes (the parent's wall clock per epoch runs on them) and one
-answer line at the end. The parent (``symdisc.judge.sandbox``) owns the wall clock and kills
+answer line at the end. ``{"op": "task_train", "code", "memory", "task", "seed", "lr", "steps"}``
+runs a user's task file (``SYMDISC_TASKS``: imported and prepared before the lock-down) once with
+the rule and answers with every number its ``train`` returned. The parent (``symdisc.judge.sandbox``) owns the wall clock and kills
 this whole process group when a candidate stalls; CPU time, memory, file size, open files and
 process count are bounded here by rlimits, after everything the worker needs is imported.
 """
@@ -168,6 +170,31 @@ def _train(request: dict, data) -> dict:
     return {"ok": True, "stage": "bench", "result": result}
 
 
+def _task_train(request: dict) -> dict:
+    """One run of a prepared task file's train with a candidate rule (symdisc bench, task check)."""
+    from symdisc.judge.gate import check_code
+    from symdisc.judge.harness import classify_exception
+    from symdisc.judge.restricted import CandidateError, compile_candidate
+    from symdisc.judge.usertask import TaskError, train_one
+
+    memory = request.get("memory", "scalar")
+    gated = check_code(request["code"], memory)  # never trust the parent
+    if not gated.verdict.ok:
+        v = gated.verdict
+        return {"ok": False, "stage": "gate", "reason": v.reason, "message": v.message}
+    try:
+        result = train_one(compile_candidate(gated.normalized), memory, str(request["task"]), int(request["seed"]),
+                           float(request["lr"]), int(request["steps"]))
+    except CandidateError as err:
+        return {"ok": False, "stage": "bench", "reason": err.reason, "message": err.message[:300]}
+    except TaskError as exc:
+        return {"ok": False, "stage": "bench", "reason": "task_error", "message": str(exc)[:400]}
+    except Exception as exc:
+        err = classify_exception(exc)
+        return {"ok": False, "stage": "bench", "reason": err.reason, "message": err.message[:300]}
+    return {"ok": True, "stage": "bench", "result": result}
+
+
 def main() -> None:
     memory_mb = int(os.environ.get("SYMDISC_SANDBOX_MEMORY_MB", "2048"))
     try:
@@ -189,6 +216,10 @@ def main() -> None:
             if given.startswith("{"):
                 specs["heldout"] = json.loads(given)
             _prepare_cascade(specs)  # real data, read while files can be read
+        if os.environ.get("SYMDISC_TASKS"):
+            from symdisc.judge.usertask import prepare_tasks
+
+            prepare_tasks(json.loads(os.environ["SYMDISC_TASKS"]))  # the user's files: import, prepare, warm up
         evaluation.evaluate("def update(grad, param, state, lr, t):\n    return lr * grad\n",
                             stages=("probe", "proxy"), proxy={"seeds": 1, "steps": 2})
         train_data = _load_train_data()  # None unless this worker serves symdisc bench
@@ -212,6 +243,10 @@ def main() -> None:
         if op == "train":
             _set_cpu_budget(float(request.get("cpu_s", 3600)))
             _send(_clean(_train(request, train_data)))
+            continue
+        if op == "task_train":
+            _set_cpu_budget(float(request.get("cpu_s", 3600)))
+            _send(_clean(_task_train(request)))
             continue
         if op != "evaluate":
             _send({"ok": False, "stage": "sandbox", "reason": "crash", "message": f"unknown op {op!r}"})

@@ -102,6 +102,15 @@ class CascadeConfig:
         n = max(1, len(zs))
         return sum(zs) / n, (sum(b * b for b in bands) ** 0.5) / n
 
+    def on_tasks(self) -> "CascadeConfig":
+        """The cascade of a run on task files: stages 3 and 4 score the mean standardized score over
+        the tasks (already centred and scaled: symdisc.tasks.norm_of), and no audit task. The margin
+        for the long stage is in those units: half the seed rules' spread."""
+        from dataclasses import replace
+
+        return replace(self, audit={}, heldout_margin=0.5, center=dict(self.center, heldout=0.0, long=0.0),
+                       scale=dict(self.scale, heldout=1.0, long=1.0), min_band=dict(self.min_band, heldout=0.0, long=0.0))
+
     def worker_specs(self, heldout: Optional[dict] = None) -> dict:
         """What the sandbox worker builds before its lock-down: each real-data stage's config."""
         return {"heldout": dict(heldout) if heldout is not None else asdict(HeldoutConfig()),
@@ -130,6 +139,10 @@ class SamplingConfig:
 SCHEDULES = ("constant", "warmup-cosine")  # bench learning-rate schedules (judge/training.lr_factor)
 
 PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent", "mutate", "hybrid", "rl")
+# A search on task files (symdisc.tasks): cascade stage 3 ("heldout") trains every task at a quarter of
+# its STEPS on the whole half-decade lr grid, stage 4 ("long") at its full STEPS on the half-decades
+# around stage 3's best lr.
+TASK_FIDELITIES = {"heldout": {"fraction": 0.25, "seeds": 2}, "long": {"fraction": 1.0, "seeds": 2}}
 LLM_PROPOSERS = ("llm", "llm-legacy", "llm-independent", "hybrid")  # the strategies that need a model
 
 
@@ -145,6 +158,33 @@ class MutationConfig:
     fit_trials: int = 12  # proxy evaluations per fit
     fit_dims: int = 8  # at most this many fitted numbers (constants plus the lr multiplier)
     fit_seeds: bool = True  # fit the built-in seeds when a run starts
+
+
+def parse_seed_rules(text: Optional[str]) -> Optional[list]:
+    """``--seeds sgd,sign_sgd`` as a list (None when the option was not given)."""
+    if text is None:
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def check_seed_rules(names: Optional[list], memory: str) -> list:
+    """The built-in rules a run starts from: the memory class's default seeds when ``names`` is None;
+    otherwise ``names``, each a built-in rule (``sign-sgd`` and ``sign_sgd`` are the same one)."""
+    from symdisc import rules
+
+    if names is None:
+        return list(rules.SEEDS[memory])
+    known = rules.names()
+    chosen = []
+    for name in names:
+        canonical = name.replace("-", "_")
+        if canonical not in known:
+            raise ConfigError(f"--seeds: unknown rule {name!r} (built-in rules: {', '.join(known)})")
+        if canonical not in chosen:
+            chosen.append(canonical)
+    if not chosen:
+        raise ConfigError("--seeds needs at least one built-in rule")
+    return chosen
 
 
 @dataclass
@@ -163,6 +203,8 @@ class EvolveConfig:
     minutes: Optional[float] = None
     evaluations: Optional[int] = None  # budget in sandbox evaluations (what `symdisc compare` equalizes)
     seed: int = 0
+    # built-in rules (symdisc/rules/) that start the population; None: rules.SEEDS of the memory class
+    seed_rules: Optional[list] = None
     funnel: bool = True  # candidates that beat the incumbent also get the held-out real-data score
     prompt_programs: int = 4  # best programs shown to the model
     prompt_errors: int = 3  # the design card's "controlled amnesia": only the last three errors
@@ -186,6 +228,13 @@ class EvolveConfig:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     cascade: CascadeConfig = field(default_factory=CascadeConfig)
     heldout: HeldoutConfig = field(default_factory=HeldoutConfig)
+    # --task: task files selected on instead of the built-in real-data stages (symdisc.tasks.Task
+    # dicts); per stage its fraction of STEPS and seeds; the seed rules' (centre, scale) per stage and
+    # task, set once the seeds are scored; the wall clock of one task stage.
+    tasks: list = field(default_factory=list)
+    task_fidelities: dict = field(default_factory=lambda: {k: dict(v) for k, v in TASK_FIDELITIES.items()})
+    task_norms: dict = field(default_factory=dict)
+    task_timeout_s: float = 600.0
 
     def validate(self) -> "EvolveConfig":
         if self.proposer not in PROPOSERS:
@@ -218,6 +267,7 @@ class EvolveConfig:
                 raise ConfigError(f"--{name} must be at least 1")
         if not self.cluster:
             raise ConfigError("--cluster must be local, auto or a Ray address (HOST:PORT)")
+        self.seed_rules = check_seed_rules(self.seed_rules, self.memory)
         return self
 
     def as_dict(self) -> dict:
@@ -261,6 +311,7 @@ class BenchConfig:
     candidates: list = field(default_factory=list)
     against: list = field(default_factory=lambda: ["adam"])
     task: str = "fmnist-noisy"
+    tasks: list = field(default_factory=list)  # task files (--task FILE.py or a built-in task file's name)
     noise: Optional[float] = None  # None: the task's own rate (0.2 for fmnist-noisy)
     seeds: int = 3
     epochs: Optional[float] = 3

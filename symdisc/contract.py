@@ -45,7 +45,7 @@ REASONS = {
     "global": "module-level code other than functions and numeric constants",
     "recursion": "functions may not call themselves or each other in a cycle",
     "loop": "loops must be `for i in range(N)` with a small constant N",
-    "too_large": "a constant, power or code size beyond the limits",
+    "too_large": "a constant, power, matrix built from numbers or code size beyond the limits",
     "repeat": "the same program (or the same behaviour) as an earlier candidate",
     # sandbox (runtime)
     "compile": "RestrictedPython refused the code",
@@ -62,9 +62,13 @@ REASONS = {
     "no_descent": "the rule does not descend a simple function with any learning rate tried",
     "unstable": "the rule blows up on tiny or huge gradients",
     "ignores_grad": "the step does not follow the gradient (it is the same for opposite gradients)",
-    "superlinear": "time or memory of one step grows faster than linearly in the parameter's size",
+    "superlinear": "time or memory of one step grows faster than linearly (no longer given: over_budget replaced it)",
+    "over_budget": "one step costs more CPU time or memory than its budget (multiples of a reference on that shape)",
+    "sparse_grad": "the step is not finite, or explodes, on gradients with many exact zeros (ReLU layers, embeddings)",
     # proxy fitness
     "diverged": "training diverged (NaN or exploding loss)",
+    # user task files (symdisc.tasks)
+    "task_error": "the task file's own code failed (import, prepare or train raised, or train returned no score)",
 }
 
 
@@ -82,10 +86,12 @@ STAGES = {
     "generate": "the model call (a cluster run records a generation lost twice here)",
     "gate": "extraction and the static AST gate, in the gate process",
     "sandbox": "the locked-down worker itself (crash, timeout, memory, CPU time)",
-    "probe": "stage 0: lr == 0, quadratic and Rosenbrock descent, scaled gradients",
+    "probe": "stage 0: lr == 0, quadratic and Rosenbrock descent, scaled and sparse gradients, cost",
     "proxy": "tiny noisy classification tasks, several seeds batched",
-    "heldout": "a short real-data task the proxy never sees (cascade stage 3; training-data subsets only)",
-    "long": "a longer real-data stage for the few best (cascade stage 4; training-data subsets only)",
+    "heldout": "a short real-data task the proxy never sees (cascade stage 3; training-data subsets only), "
+               "or the --task files at a fraction of their STEPS",
+    "long": "a longer real-data stage for the few best (cascade stage 4; training-data subsets only), "
+            "or the --task files at their full STEPS",
     "audit": "a real task the search never selects on, scored for a run's top few (reported only)",
     "bench": "full training on a real data set (symdisc bench)",
 }

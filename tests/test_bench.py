@@ -123,15 +123,24 @@ def test_label_noise_rate_symmetry_and_seed_stability():
     assert not torch.equal(noisy, data.flip_labels_seeded(labels, 0.2, 10, seed=6))
 
 
-def _trajectory(make, steps=15):
+def _trajectory(make, steps=15, closure=False):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
     x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
     opt = make(model.parameters())
-    for _ in range(steps):
+
+    def evaluate():
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        if closure:
+            opt.step(evaluate)
+        else:
+            evaluate()
+            opt.step()
     return [p.detach().clone() for p in model.parameters()], opt
 
 
@@ -150,7 +159,7 @@ def test_contract_rules_follow_torchs_own_trajectory(rule, reference):
 
 def test_every_builtin_trains():
     for name, spec in BUILTINS.items():
-        params, opt = _trajectory(lambda ps: spec.make(ps, spec.default_lr, 15))
+        params, opt = _trajectory(lambda ps: spec.make(ps, spec.default_lr, 15), closure=spec.full_batch)
         assert all(torch.isfinite(p).all() for p in params), name
 
 

@@ -121,6 +121,8 @@ def test_library_has_twenty_diverse_rules_that_pass_the_gate():
     assert len(library) >= 20 and len({r["name"] for r in library}) == len(library)
     assert {r["memory"] for r in library} == {"scalar", "buffers"}
     for r in library:
+        if "@" in r["code"]:
+            continue  # matrix rules: test_builtin_rules.py checks them against the gate that admits `@`
         assert check_code(r["code"], r["memory"]).verdict.ok, r["name"]
 
 

@@ -179,3 +179,37 @@ def test_interrupt_marks_run_and_keeps_rows(home, gate, sandbox):
         evo.run()
     assert store.get_run(evo.run_id)["status"] == "interrupted"
     assert len([r for r in store.candidates(evo.run_id) if r["origin"] == "llm"]) == 2
+
+
+def test_seeds_pick_the_starting_population(home, gate, sandbox):
+    store = Store()
+    evo = Evolution.start(store, _config(candidates=1, seed_rules=["sgd"]).validate(), ScriptedBackend([GOOD_TANH]),
+                          gate, sandbox)
+    evo.run()
+    seeds = [r["name"] for r in store.candidates(evo.run_id) if r["origin"] == "seed"]
+    assert seeds == ["sgd"]
+    assert store.get_run(evo.run_id)["config"]["seed_rules"] == ["sgd"]  # stored with the run
+
+
+def test_seeds_default_and_validation():
+    from symdisc.config import check_seed_rules, parse_seed_rules
+    from symdisc.errors import ConfigError
+
+    assert _config(candidates=1).validate().seed_rules == ["sgd", "sign_sgd", "robust_zero_state"]
+    assert _config(candidates=1, memory="buffers").validate().seed_rules[-1] == "momentum"
+    assert check_seed_rules(parse_seed_rules("sign-sgd, sgd,sgd"), "scalar") == ["sign_sgd", "sgd"]
+    with pytest.raises(ConfigError) as info:
+        _config(candidates=1, seed_rules=["sgd", "nesterov"]).validate()
+    assert "unknown rule 'nesterov'" in str(info.value) and "sign_sgd" in str(info.value)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError):
+        check_seed_rules(parse_seed_rules(" , "), "scalar")
+
+
+def test_seeds_option_on_the_command_line(tmp_path):
+    env = dict(os.environ, SYMDISC_HOME=str(tmp_path))
+    for command in (["evolve", "--candidates", "1"], ["compare", "--proposers", "random", "-e", "1"]):
+        result = subprocess.run([sys.executable, "-m", "symdisc.cli.app", *command, "--seeds", "sgd,adamw9"],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("symdisc: error: --seeds: unknown rule 'adamw9'")

@@ -12,6 +12,7 @@ from symdisc import rules
 from symdisc.contract import BUFFERS, REASONS, SCALAR
 from symdisc.judge.gate import check_code, check_reply
 from symdisc.judge.gateproc import GateClient
+from tests.matrix_rules import NEWTON_SCHULZ, NEWTON_SCHULZ_NAMED, ROW_NORMALISED
 
 H = "def update(grad, param, state, lr, t):\n"
 
@@ -64,6 +65,12 @@ VALID = {
             return lr * grad / (1.0 + 0.0 * n * k)
         """),
     "sort_values": H + "    v = torch.sort(grad.flatten()).values\n    return lr * grad / (v.abs().max() + 1e-8)\n",
+    # matrix products and views of a parameter as a matrix; none stores a tensor (scalar class)
+    "newton_schulz": NEWTON_SCHULZ,
+    "newton_schulz_named": NEWTON_SCHULZ_NAMED,
+    "row_normalised": ROW_NORMALISED,
+    "matmul_augassign": H + "    g = grad.reshape(grad.shape[0], -1)\n    x = g.T\n    x @= g\n"
+                            "    return lr * (g @ x).reshape(grad.shape) / (x.trace() + 1.0)\n",
 }
 
 
@@ -138,7 +145,8 @@ REJECTED = [
     ("loop", H + "    xs = [i for i in range(3)]\n    return lr * grad\n", SCALAR, 2),
     ("too_large", H + "    return lr * grad * 10**10**10\n", SCALAR, 2),
     ("too_large", H + "    x = 123456789012\n    return lr * grad\n", SCALAR, 2),
-    ("too_large", H + "    return lr * (grad @ grad)\n", SCALAR, 2),
+    ("too_large", H + "    return lr * grad + torch.eye(100000).sum()\n", SCALAR, 2),
+    ("too_large", H + "    return lr * grad + torch.eye(2, m=2**13).sum()\n", SCALAR, 2),
     ("too_large", H + "    return lr * grad\n" + "# padding\n" * 3000, SCALAR, None),
 ]
 
@@ -201,6 +209,42 @@ def test_ast_hash_ignores_local_names_comments_docstrings_and_format():
         """)
     ha, hb = check_code(a).ast_hash, check_code(b).ast_hash
     assert ha and ha == hb
+
+
+def test_matrix_rule_storing_a_tensor_needs_buffers():
+    # A Gram matrix (or its norm, unreduced) in state is a tensor: refused in the scalar class.
+    gram = H + "    g = grad.reshape(grad.shape[0], -1)\n    state['gram'] = g @ g.T\n    return lr * grad\n"
+    norm = H + "    g = grad.flatten(1)\n    state['n'] = torch.linalg.matrix_norm(g)\n    return lr * grad\n"
+    reduced = H + "    g = grad.flatten(1)\n    state['n'] = torch.linalg.matrix_norm(g).item()\n    return lr * grad\n"
+    for code in (gram, norm):
+        verdict = check_code(code, SCALAR).verdict
+        assert verdict.reason == "stateful", verdict.one_line()
+        assert check_code(code, BUFFERS).verdict.ok
+    assert check_code(reduced, SCALAR).verdict.ok
+
+
+@pytest.mark.parametrize("code, reason", [
+    (H + "    return lr * torch.matrix_power(grad, 3)\n", "forbidden_attr"),
+    (H + "    return lr * torch.kron(grad, grad)\n", "forbidden_attr"),
+    (H + "    return lr * torch.outer(grad, grad).sum() * grad\n", "forbidden_attr"),
+    (H + "    return lr * torch.linalg.inv(grad)\n", "forbidden_attr"),
+    (H + "    return lr * torch.linalg.matrix_power(grad, 3)\n", "forbidden_attr"),
+    (H + "    d = torch.linalg.__dict__\n    return lr * grad\n", "dunder"),
+    (H + "    return lr * grad.diag()\n", "forbidden_attr"),  # only torch.diag, whose side is capped
+    (H + "    return lr * grad + torch.eye(5000).sum()\n", "too_large"),
+    (H + "    return lr * grad + torch.diag(grad, 9000).sum()\n", "too_large"),
+], ids=["matrix_power", "kron", "outer", "linalg-inv", "linalg-matrix_power", "linalg-dict", "diag-method",
+        "eye-side", "diag-offset"])
+def test_matrix_functions_outside_the_allow_list(code, reason):
+    verdict = check_code(code, BUFFERS).verdict
+    assert verdict.reason == reason, verdict.one_line()
+
+
+def test_ast_hash_tells_a_matrix_product_from_a_product():
+    a = check_code(H + "    g = grad.flatten(1)\n    return lr * (g @ g.T @ g).reshape(grad.shape)\n").ast_hash
+    b = check_code(H + "    g = grad.flatten(1)\n    return lr * (g * g.T * g).reshape(grad.shape)\n").ast_hash
+    c = check_code(H + "    h = grad.flatten(1)\n    return lr * (h @ h.T @ h).reshape(grad.shape)\n").ast_hash
+    assert a == c and a != b
 
 
 def test_ast_hash_differs_for_different_programs():

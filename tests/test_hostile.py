@@ -29,6 +29,7 @@ from symdisc.judge.gate import check_reply
 from symdisc.judge.harness import CheckedRule
 from symdisc.judge.restricted import CandidateError, compile_candidate
 from symdisc.judge.sandbox import Sandbox
+from tests.matrix_rules import NEWTON_SCHULZ, NEWTON_SCHULZ_NAMED
 
 TIMEOUT_S = 3.0
 H = "def update(grad, param, state, lr, t):\n"
@@ -116,7 +117,17 @@ CASES = [
     C("repeat-bomb", body("z = grad.repeat(100000, 100000)", "return lr * grad"), "gate", ("forbidden_attr",)),
     C("outer-bomb", body("z = torch.outer(grad.flatten(), grad.flatten())", "return lr * grad"), "gate",
       ("forbidden_attr",)),
-    C("matmul-bomb", body("z = grad.reshape(-1, 1) @ grad.reshape(1, -1)", "return lr * grad"), "gate", ("too_large",)),
+    C("kron-bomb", body("z = torch.kron(grad, grad)", "return lr * grad"), "gate", ("forbidden_attr",)),
+    C("matrix-power", body("z = torch.matrix_power(grad.reshape(grad.shape[0], -1), 1000)", "return lr * grad"), "gate",
+      ("forbidden_attr",)),
+    C("linalg-matrix-power", body("z = torch.linalg.matrix_power(grad, 1000)", "return lr * grad"), "gate",
+      ("forbidden_attr",)),
+    C("linalg-dict", body("inv = torch.linalg.__dict__['inv']", "return lr * grad"), "gate", ("dunder",)),
+    C("linalg-beyond-allowed", body("return lr * torch.linalg.solve(grad, grad)"), "gate", ("forbidden_attr",)),
+    C("linalg-os", body("torch.linalg.os.system('touch CANARY')", "return lr * grad"), "gate", ("forbidden_attr",)),
+    C("eye-bomb", body("z = torch.eye(10**6)", "return lr * grad"), "gate", ("too_large",)),
+    C("gram-in-scalar-state", body("g = grad.reshape(grad.shape[0], -1)", "state['gram'] = g @ g.T", "return lr * grad"),
+      "gate", ("stateful",)),
     C("list-repeat-bomb", body("z = [0.0] * 10000000", "return lr * grad"), "gate", ("too_large",)),
     C("pow-tower", body("n = 10**10**10", "return lr * grad"), "gate", ("too_large",)),
     C("pow-tower-module", "N = 10**10**10\n\n" + body("return lr * grad"), "gate", ("too_large",)),
@@ -138,6 +149,21 @@ CASES = [
     C("broadcast-bomb", body("x = grad.reshape(-1, 1) * grad.reshape(1, -1)", "y = x.reshape(-1, 1) * x.reshape(1, -1)",
                              "z = y.reshape(-1, 1) * y.reshape(1, -1)", "return lr * grad + 0.0 * z.sum()"),
       "os", ("memory",)),
+    # Matrix products pass the gate; the cost probe measures what they hold and take.
+    C("matmul-bomb", body("z = grad.reshape(-1, 1) @ grad.reshape(1, -1)", "return lr * grad + 0.0 * z.sum()"),
+      "runtime", ("over_budget",)),
+    C("outer-of-flattened-grad", body("f = grad.flatten()", "z = f[:, None] @ f[None, :]",
+                                      "return lr * grad + 0.0 * z.sum()"), "runtime", ("over_budget",)),
+    C("matrix-power-loop", body("g = grad.reshape(grad.shape[0], -1)", "x = g / (g.norm() + 1e-8)",
+                                "if grad.numel() > 1000:", "    for i in range(1000):",
+                                "        x = x @ (x.T @ x)", "        x = x / (x.norm() + 1e-8)",
+                                "return lr * x.reshape(grad.shape)"), "runtime", ("over_budget",)),
+    C("eye-from-a-runtime-size", body("z = torch.eye(grad.numel() * 1000)", "return lr * grad + 0.0 * z.sum()"),
+      "runtime", ("too_large",)),
+    C("diag-of-flattened-grad", body("z = torch.diag(grad.flatten())", "return lr * grad + 0.0 * z.sum()"),
+      "runtime", ("too_large", "over_budget")),
+    C("gram-in-buffers-state", body("f = grad.flatten()", "state['gram'] = f[:, None] @ f[None, :]", "return lr * grad"),
+      "runtime", ("state_rule", "over_budget"), BUFFERS),
     C("string-doubling-bomb", body("k = 'ab'", "for i in range(40):", "    k = k + k", "return lr * grad"),
       "os", ("memory", "timeout")),  # 2**41 bytes: the address-space limit (or the clock) ends it
     # A run-time integer tower: no constant exponent for the gate to see; the wall clock stops it.
@@ -322,6 +348,9 @@ def test_sandbox_worker_is_locked_down(sandbox):
 def test_valid_rules_pass_the_sandbox(sandbox):
     assert sandbox.evaluate(rules.source("robust_zero_state"), SCALAR)["ok"]
     assert sandbox.evaluate(rules.source("sign_sgd"), SCALAR)["ok"]
+    for code in (NEWTON_SCHULZ, NEWTON_SCHULZ_NAMED):  # matrix products, no tensor in state
+        answer = sandbox.evaluate(code, SCALAR)
+        assert answer["ok"], answer
     adam = rules.source("adam")
     assert sandbox.evaluate(adam, BUFFERS)["ok"]
     scalar = sandbox.evaluate(adam, SCALAR)
@@ -363,6 +392,12 @@ BYPASS = [
     ("big-range", body("for i in range(10**6):", "    pass", "return lr * grad"), ("loop",)),
     ("state-tensor", body("state['m'] = grad.sum()", "return lr * grad"), ("state_rule",)),
     ("tensor-in-list", body("state['m'] = [grad]", "return lr * grad"), ("state_rule",)),
+    ("linalg-beyond-allowed", body("return lr * torch.linalg.inv(grad[:3])"), ("forbidden_attr",)),
+    ("linalg-members", body("return torch.linalg._members"), ("compile",)),
+    ("eye-bomb", body("return lr * grad + torch.eye(10**5).sum()"), ("too_large",)),
+    ("eye-out", body("return lr * grad + torch.eye(3, out=grad).sum()"), ("inplace", "runtime")),
+    ("diag-bomb", body("return lr * grad + torch.diag(torch.ones_like(grad).repeat(9000)).sum()"),
+     ("too_large", "forbidden_attr")),
 ]
 
 

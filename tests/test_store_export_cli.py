@@ -14,6 +14,7 @@ import torch
 from symdisc import rules
 from symdisc.errors import StoreError, UsageError
 from symdisc.export import render
+from tests.matrix_rules import NEWTON_SCHULZ, NEWTON_SCHULZ_NAMED
 from symdisc.store import MIGRATIONS, Store
 
 
@@ -129,9 +130,13 @@ def _load_exported(path):
     return module
 
 
-@pytest.mark.parametrize("name", ["robust_zero_state", "adam"])
+EXPORTED = {"robust_zero_state": rules.source("robust_zero_state"), "adam": rules.source("adam"),
+            "newton_schulz": NEWTON_SCHULZ, "newton_schulz_named": NEWTON_SCHULZ_NAMED}  # matrix products, eye, diag
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTED))
 def test_export_is_a_working_optimizer_with_resumable_state(tmp_path, name):
-    candidate = {"id": 7, "run_id": "r", "name": name, "normalized": rules.source(name), "fitness": 0.7, "best_lr": 0.01}
+    candidate = {"id": 7, "run_id": "r", "name": name, "normalized": EXPORTED[name], "fitness": 0.7, "best_lr": 0.01}
     path = tmp_path / f"{name}.py"
     path.write_text(render(candidate, "scalar", "test"))
     module = _load_exported(path)

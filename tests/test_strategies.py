@@ -267,3 +267,13 @@ def test_best_so_far_counts_sandbox_evaluations_only():
     curve = best_so_far(rows)
     assert curve == [0.5, 0.5, 0.6]
     assert at_fraction(curve, 3, 0.10) == 0.5 and at_fraction(curve, 3, 1.0) == 0.6
+
+
+def test_compare_starts_every_repeat_from_the_chosen_seeds(home, gate, sandbox):
+    store = Store()
+    report = run_compare(store, ["random"], evaluations=2, repeats=1, memory=SCALAR, make_proposer=make_proposer,
+                         gate=gate, sandbox=sandbox, proxy=FAST, funnel=False, seed_rules=["sign_sgd"])
+    (run,) = report["results"]["random"]
+    assert [c["name"] for c in store.candidates(run["run_id"]) if c["origin"] == "seed"] == ["sign_sgd"]
+    assert store.get_run(report["id"])["config"]["seed_rules"] == ["sign_sgd"]
+    assert store.get_run(run["run_id"])["config"]["seed_rules"] == ["sign_sgd"]

@@ -25,6 +25,7 @@ class Entry:
     code: Optional[str] = None  # a gated contract-form rule: trained in the sandbox worker
     memory: str = "scalar"
     runner: Optional[object] = field(default=None, repr=False)  # the TrainingSandbox, set by run_bench
+    full_batch: bool = False  # steps with a closure; trains only when the batch is the whole training set
 
     @property
     def sandboxed(self) -> bool:
@@ -49,7 +50,7 @@ def resolve_entry(spec: str, store=None, lr_default: float = 1e-3, unsandboxed: 
     """A built-in name, an exported or contract-form .py file, a candidate id, or a run id."""
     if spec in BUILTINS:
         b = BUILTINS[spec]
-        return Entry(spec, b.make, b.default_lr, b.memory_class, b.description)
+        return Entry(spec, b.make, b.default_lr, b.memory_class, b.description, full_batch=b.full_batch)
     path = Path(spec)
     if spec.endswith(".py"):
         if not path.exists():

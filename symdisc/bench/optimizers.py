@@ -1,8 +1,8 @@
 """Optimizers that `symdisc bench` can compare: torch's own, contract-form rules, evo-genome.
 
 Each built-in is written once: torch's optimizers where torch has them, the rule files in
-``symdisc/rules/`` (through the same exporter users get) for Lion and the robust zero-state rule,
-and the evo-optimizer genome below. A factory returns ``make(params, total_steps) -> Optimizer``.
+``symdisc/rules/`` (through the same exporter users get) for the rest, and the evo-optimizer genome
+below. A factory returns ``make(params, lr, total_steps) -> Optimizer``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class OptimizerSpec:
     make: Callable  # (params, lr, total_steps) -> Optimizer
     description: str
     memory_class: Optional[str] = None  # declared; the bench also measures the live state
+    full_batch: bool = False  # steps with a closure (line search): only on a whole-training-set batch
 
 
 def rule_optimizer_class(code: str, name: str, memory: str = "scalar") -> type:
@@ -123,6 +124,31 @@ BUILTINS: dict[str, OptimizerSpec] = {s.name: s for s in [
                   "the original experiment's rule (symdisc/rules/robust_zero_state.py)", "scalar"),
     OptimizerSpec("evo-genome", EvoGenome.LR, lambda params, lr, total_steps: EvoGenome(params, lr, total_steps),
                   "evo-optimizer's published genome", "buffers"),
+    # Normalised and matrix-shaped rules (symdisc/rules/, whose docstrings cite their sources). The
+    # step of normalized-sgd has norm lr per tensor, of lars norm lr * ||w||; orthogonal-sgd and muon
+    # step in units of spectral norm (Muon's default 0.02); sinkhorn-sgd, adam-mini-v, signum and
+    # sophia move each coordinate by about lr, like signSGD and Adam.
+    OptimizerSpec("normalized-sgd", 0.1, _rule("normalized_sgd", "scalar"),
+                  "normalized SGD, g / ||g|| per tensor (symdisc/rules/normalized_sgd.py)", "scalar"),
+    OptimizerSpec("lars", 0.01, _rule("lars", "scalar"),
+                  "LARS trust ratio ||w|| / ||g||, no momentum (symdisc/rules/lars.py)", "scalar"),
+    OptimizerSpec("adam-mini-v", 1e-3, _rule("adam_mini_v", "scalar"),
+                  "one running mean of mean(g^2) per tensor, no first moment (symdisc/rules/adam_mini_v.py)", "scalar"),
+    OptimizerSpec("orthogonal-sgd", 0.02, _rule("orthogonal_sgd", "scalar"),
+                  "stateless Newton-Schulz orthogonalisation (symdisc/rules/orthogonal_sgd.py)", "scalar"),
+    OptimizerSpec("sinkhorn-sgd", 1e-3, _rule("sinkhorn_sgd", "scalar"),
+                  "SinkGD, alternating row and column normalisation (symdisc/rules/sinkhorn_sgd.py)", "scalar"),
+    OptimizerSpec("signum", 1e-3, _rule("signum", "buffers"), "Signum, sign of momentum 0.9 (symdisc/rules/signum.py)",
+                  "buffers"),
+    OptimizerSpec("muon", 0.02, _rule("muon", "buffers"),
+                  "Muon on matrices, AdamW on the rest (symdisc/rules/muon.py)", "buffers"),
+    OptimizerSpec("sophia", 5e-4, _rule("sophia", "buffers"),
+                  "Sophia's clipped step, squared-gradient Hessian estimate (symdisc/rules/sophia.py)", "buffers"),
+    # A second-order reference: torch's L-BFGS with a strong-Wolfe line search re-evaluates the loss
+    # inside each step, so it needs a closure and the whole training set as its batch.
+    OptimizerSpec("lbfgs", 1.0, _torch(torch.optim.LBFGS, max_iter=20, history_size=100, line_search_fn="strong_wolfe"),
+                  "L-BFGS (torch), strong-Wolfe line search, 20 iterations per step; full batch", "buffers",
+                  full_batch=True),
 ]}
 
 

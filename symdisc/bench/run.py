@@ -74,6 +74,10 @@ def run_bench(config: BenchConfig, store, out: Optional[Path] = None, progress=N
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise UsageError("an optimizer is named twice")
+    full_batch = [e.label for e in entries if e.full_batch]
+    if full_batch and (config.suite or not config.subset or config.batch < config.subset):
+        raise UsageError(f"{', '.join(full_batch)} steps on the whole training set: give --subset N and --batch N "
+                         "(or larger), e.g. --subset 2048 --batch 2048")
     runner = None
     if any(e.sandboxed for e in entries):
         runner = TrainingSandbox(memory_mb=config.sandbox_memory_mb, threads=max(1, config.threads),

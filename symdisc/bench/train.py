@@ -67,7 +67,7 @@ def train(entry: Entry, lr: float, x_train, y_train, x_eval, y_eval, model_kind:
     else:
         step_hook = (lambda step: on_step()) if on_step else None
         out = train_loop(lambda params: entry.make(params, lr, steps), x_train, y_train, x_eval, y_eval, model_kind,
-                         seed, steps, batch, eval_every, step_hook, schedule)
+                         seed, steps, batch, eval_every, step_hook, schedule, closure=entry.full_batch)
     return SeedResult(optimizer=entry.label, seed=seed, lr=lr, **out)
 
 

@@ -1,11 +1,15 @@
-"""A library of 22 diverse update rules in contract form, for calibrating fitness measures.
+"""A library of 28 diverse update rules in contract form, for calibrating fitness measures.
 
 Scalar rules (O(1) state) and buffer rules (Adam-like). Each is (name, memory class, source). They
 are trusted code written for calibration, but they keep to the contract form so the gate, the sandbox
-worker and the bench's exporter run them exactly as they would run a model's candidate.
+worker and the bench's exporter run them exactly as they would run a model's candidate. The last five
+are the built-in rules of ``symdisc/rules/`` read from their files (normalized SGD, LARS and Signum
+are here already as normalized_sgd, lars_trust and signum).
 """
 
 from __future__ import annotations
+
+from symdisc.rules import source as _builtin_source
 
 RULES: list[tuple[str, str, str]] = [
     ("sgd", "scalar", """
@@ -143,7 +147,10 @@ def update(grad, param, state, lr, t):
     state['v'] = v
     return lr * m / (torch.sqrt(v) + 1e-8)
 """),
-]
+] + [(name, memory, _builtin_source(name)) for name, memory in [
+    ("adam_mini_v", "scalar"), ("orthogonal_sgd", "scalar"), ("sinkhorn_sgd", "scalar"), ("muon", "buffers"),
+    ("sophia", "buffers"),
+]]
 
 
 def rules() -> list[dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from symdisc.cli import bench, calibrate, check, evolve, runs, view  # noqa: F401  (registers the commands)
+from symdisc.cli import bench, calibrate, check, evolve, runs, task, view  # noqa: F401  (registers the commands)
 from symdisc.cli.base import app
 from symdisc.errors import SymdiscError
 

@@ -30,17 +30,28 @@ def root(
         raise typer.Exit(0)
 
 
-def _stderr():
+# Without a terminal (a log file, CI, `| tee`), rich would lay everything out for 80 columns and wrap
+# each long line onto the next. There every print is one unwrapped line and a table takes its natural
+# width, as pip and tqdm write to logs.
+LOG_WIDTH = 10_000
+
+
+def console(stderr: bool = False):
+    """A rich console for stdout or stderr: rich's own on a terminal, one line per print elsewhere."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=LOG_WIDTH, soft_wrap=True)
+
+
+def _stderr():
+    return console(stderr=True)
 
 
 def _stdout():
-    from rich.console import Console
-
-    # Piped output (a log, `| less`) keeps table rows on one line instead of rich's 80 columns.
-    return Console() if sys.stdout.isatty() else Console(width=160)
+    return console(stderr=False)
 
 
 def _print_json(obj) -> None:

@@ -21,7 +21,10 @@ app.add_typer(data_app, name="data")
 def bench(
     candidates: list[str] = typer.Argument(..., help="Optimizers to test: a built-in name, a RUN_ID (its best), a CANDIDATE_ID, or a .py file."),
     against: str = typer.Option("adam", help="Comma-separated baselines (built-in names or the same kinds as CANDIDATE)."),
-    task: str = typer.Option("fmnist-noisy", help="fmnist-noisy, fmnist, mnist or cifar10."),
+    task: Optional[list[str]] = typer.Option(None, "--task", help="fmnist-noisy (default), fmnist, mnist or cifar10 "
+                                             "(the bench's CNN, test accuracy), or task files: a PATH.py or a built-in "
+                                             "task file's name (mnist-noisy, lm-chars), repeatable; every number "
+                                             "their train returns is reported."),
     noise: Optional[float] = typer.Option(None, help="Training-label noise rate (default: the task's, 0.2 for fmnist-noisy)."),
     seeds: int = typer.Option(3, help="Seeds per optimizer."),
     epochs: Optional[float] = typer.Option(None, help="Training length in epochs (default 3)."),
@@ -72,7 +75,16 @@ def bench(
             fixed[name] = float(value)
         except ValueError:
             raise UsageError(f"--lr wants NAME=VALUE, got {item!r}") from None
-    config = BenchConfig(candidates=list(candidates), against=[a for a in against.split(",") if a], task=task,
+    from symdisc.bench.train import TASKS
+
+    task = list(task or ["fmnist-noisy"])
+    files = [t for t in task if t not in TASKS]
+    if files and len(files) != len(task):
+        raise UsageError("give either the bench's own tasks (fmnist-noisy, fmnist, mnist, cifar10) or task files, not both")
+    if not files and len(task) > 1:
+        raise UsageError("one bench task at a time (or --suite evo-optimizer)")
+    config = BenchConfig(candidates=list(candidates), against=[a for a in against.split(",") if a],
+                         task=task[0], tasks=files,
                          noise=noise, seeds=seeds, epochs=3 if epochs is None and steps is None else epochs,
                          steps=steps, batch=batch, tune=tune, tune_steps=tune_steps, lr=fixed, suite=suite,
                          subset=subset, data_dir=str(data_dir) if data_dir else None, evals_per_epoch=evals,
@@ -84,10 +96,20 @@ def bench(
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err, transient=True)
     with progress:
-        report = run_bench(config, store, out, progress, say=lambda m: err.print(f"symdisc: {m}", highlight=False))
+        if config.tasks:
+            from symdisc.bench.tasks import run_task_bench
+
+            report = run_task_bench(config, store, out, progress, say=lambda m: err.print(f"symdisc: {m}", highlight=False))
+        else:
+            report = run_bench(config, store, out, progress, say=lambda m: err.print(f"symdisc: {m}", highlight=False))
     report["wall_s"] = round(time.perf_counter() - t0, 1)
     if as_json:
         _print_json(report)
+    elif config.tasks:
+        from symdisc.bench.tasks import print_task_bench
+        from symdisc.cli.base import _stdout
+
+        print_task_bench(report, _stdout())
     else:
         print_bench(report)
     if report["status"] == "interrupted":

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 import typer
 
-from symdisc.errors import SymdiscError
+from symdisc.errors import SymdiscError, UsageError
 from symdisc.cli.base import _heldout_available, _memory_option, _open_store, _print_json, _read_source, _stderr, _stdout, app
 
 
@@ -18,13 +19,22 @@ def check(
     timeout: float = typer.Option(30.0, help="Wall-clock limit for the sandbox, in seconds."),
     score: bool = typer.Option(False, "--score", help="Also score it through every stage of the cascade a run "
                                "would take it (proxy, held-out, long; the audit task reported beside)."),
+    task: Optional[list[str]] = typer.Option(None, "--task", help="With --score: a task file (PATH.py) or built-in "
+                                             "task for the held-out and long stages (repeatable; README, Task files)."),
 ) -> None:
     """Run a candidate through the gate, the sandbox and the stage 0 probes (--score: the whole cascade)."""
     from symdisc.judge.checking import check_candidate, score_candidate
 
     memory = _memory_option(memory)
+    if task and not score:
+        raise UsageError("--task needs --score (plain check runs the gate, the sandbox and the probes only)")
+    tasks = None
+    if task:
+        from symdisc.tasks import load_tasks
+
+        tasks = [t.as_dict() for t in load_tasks(list(task))]
     source = _read_source(path)
-    outcome = (score_candidate(source, memory, timeout_s=max(timeout, 120.0)) if score
+    outcome = (score_candidate(source, memory, timeout_s=max(timeout, 120.0), tasks=tasks) if score
                else check_candidate(source, memory, timeout_s=timeout))
     if as_json:
         _print_json(outcome)
@@ -38,7 +48,14 @@ def check(
             out.print(f"[red]rejected[/red] at {outcome['stage']}: {outcome['reason']}: "
                       f"{outcome['message']}{line}", highlight=False, soft_wrap=True)
         for name, st in (outcome.get("stages") or {}).items():
-            if st.get("ok"):
+            if st.get("ok") and st.get("tasks"):
+                out.print(f"  {name:8s} mean task score {st['score']:.4f} ± {st['band']:.4f} ({st['s']:.1f} s)",
+                          highlight=False)
+                for tname, d in st["tasks"].items():
+                    others = ", ".join(f"{k} {v:.4g}" for k, v in d.get("numbers", {}).items())
+                    out.print(f"    {tname}: {d['fitness']:.4f} at lr {d['best_lr']:.3g}, {d['steps']} steps"
+                              + (f" ({others})" if others else ""), highlight=False)
+            elif st.get("ok"):
                 extra = " (audit: reported, never ranked by)" if st.get("report_only") else ""
                 out.print(f"  {name:8s} {st['score']:.4f} ± {st['band']:.4f} at lr {st['best_lr']:.3g} "
                           f"({st['s']:.1f} s){extra}", highlight=False)

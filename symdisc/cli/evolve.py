@@ -14,6 +14,10 @@ from symdisc.errors import UsageError
 from symdisc.cli.base import _heldout_available, _memory_option, _open_store, _print_json, _stderr, app
 from symdisc.cli.render import print_compare, print_leaderboard
 
+TASK_HELP = ("A task file (PATH.py) or a built-in task (fmnist-noisy, mnist-noisy, lm-chars) to select on instead of "
+             "the built-in real-data stages; repeat it to rank by the mean standardized score over several "
+             "(README, Task files).")
+
 # Requests decoded together by in-process llama.cpp when --parallel is not given: chosen from
 # benchmarks/decode_throughput.py on this project's two-core machines (README, Faster generation).
 DEFAULT_PARALLEL = 4
@@ -31,9 +35,11 @@ def evolve(
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
     proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, mutate (program mutations and fitted constants, no model), hybrid (mutate with the model as one more source), rl (REINFORCE over the mutation kinds), genome (GA), tpe (Optuna), random, llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on a held-out real-data task."),
+    task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP),
     candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget: wall-clock minutes."),
     seed: int = typer.Option(0, help="Seed for sampling and program selection."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated built-in rules that start the population (default: sgd,sign_sgd,robust_zero_state; buffers adds momentum). See symdisc/rules/."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID (or latest) where it stopped."),
     replay: Optional[str] = typer.Option(None, "--replay", help="Re-score the replies logged by RUN_ID, without a model."),
     grammar: Optional[bool] = typer.Option(None, "--grammar/--no-grammar", help="Force the def update(...) skeleton (default: on below 2B parameters)."),
@@ -49,7 +55,7 @@ def evolve(
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ) -> None:
     """Discover update rules: the model proposes, the gate and sandbox judge, the best survive."""
-    from symdisc.config import EvolveConfig, SamplingConfig
+    from symdisc.config import EvolveConfig, SamplingConfig, parse_seed_rules
     from symdisc.search.loop import Evolution
     from symdisc.judge.gateproc import GateClient
     from symdisc.cli.live import EvolveView
@@ -62,13 +68,16 @@ def evolve(
         model=models[0], models=models if len(models) > 1 else [], islands=islands, api_base=api_base[0] if api_base else None, api_bases=list(api_base or []),
         api_concurrency=api_concurrency, api_model=api_model, memory=_memory_option(memory),
         candidates=candidates if (candidates is not None or minutes is not None) else 50, minutes=minutes,
-        seed=seed, replay_run=replay, proposer=proposer, funnel=funnel, cluster=cluster or "local",
+        seed=seed, seed_rules=parse_seed_rules(seeds), replay_run=replay, proposer=proposer, funnel=funnel,
+        cluster=cluster or "local",
         proposers=proposers, evaluators=evaluators,
         sampling=SamplingConfig(**{k: v for k, v in dict(max_tokens=max_tokens, grammar=grammar).items()
                                    if v is not None}),
         # The default applies to in-process llama.cpp only; scripted, replayed and served replies
         # keep the one-at-a-time loop unless --parallel asks otherwise.
         parallel=parallel or (1 if (fake_replies is not None or replay or api_base) else DEFAULT_PARALLEL))
+    if task:
+        _use_tasks(config, task)
     if operators:
         config.operators = [op.strip() for op in operators.split(",") if op.strip()]
     if temperature is not None:
@@ -98,6 +107,8 @@ def evolve(
                      minutes=minutes, backend="fake" if fake_replies is not None else None, parallel=parallel)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if resume is not None:
+        if task:
+            raise UsageError("--resume continues a run on its own tasks: leave out --task")
         saved = EvolveConfig.resumed(store.get_run(resume, kind="evolve")["config"], overrides)
     clustered = saved.cluster != "local"
     if clustered and saved.backend == "replay":
@@ -105,8 +116,10 @@ def evolve(
     if clustered and saved.proposer == "hybrid":
         raise UsageError("--proposer hybrid runs locally (the model and the sandbox on one core each): "
                          "leave out --cluster")
+    if clustered and saved.tasks:
+        raise UsageError("runs on task files run locally: leave out --cluster")
     the_proposer = _build_proposer(saved, store, say, fake_replies, fake_delay, clustered=clustered)
-    heldout = asdict(saved.heldout) if saved.funnel and _heldout_available(say) else False
+    heldout = asdict(saved.heldout) if saved.funnel and not saved.tasks and _heldout_available(say) else False
 
     if clustered:
         from symdisc.search.cluster import Cluster, ClusterEvolution
@@ -118,7 +131,7 @@ def evolve(
     else:
         loop = Evolution
         evaluation = Sandbox(timeout_s=saved.sandbox_timeout_s, memory_mb=saved.sandbox_memory_mb, heldout=heldout,
-                             cascade=saved.cascade.worker_specs(asdict(saved.heldout)))
+                             cascade=saved.cascade.worker_specs(asdict(saved.heldout)), tasks=_worker_tasks(saved))
     view = EvolveView(store, lambda: evo.run_id if evo else None, console=err)
     evo = None
     with GateClient() as gate, evaluation as sandbox:
@@ -138,6 +151,23 @@ def evolve(
         _print_json(dict(summary, id=evo.run_id))
     else:
         print_leaderboard(store, evo.run_id)
+
+
+def _use_tasks(config, specs: list[str]) -> None:
+    """Select on task files: load and validate them (a one-line error for a broken file)."""
+    from symdisc.tasks import load_tasks
+
+    config.tasks = [t.as_dict() for t in load_tasks(list(specs))]
+    config.cascade = config.cascade.on_tasks()
+
+
+def _worker_tasks(config) -> list:
+    """What the sandbox worker imports and prepares before its lock-down (none without --task)."""
+    if not config.tasks or not config.funnel:
+        return []
+    from symdisc.tasks import worker_specs
+
+    return worker_specs(config.tasks, config.task_fidelities)
 
 
 def _build_proposer(config, store, say, fake_replies: Optional[Path] = None, fake_delay: float = 0.0,
@@ -193,17 +223,19 @@ def compare(
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget per repeat: wall-clock minutes, the same for every strategy (instead of --evaluations)."),
     repeats: int = typer.Option(2, "--repeats", "-r", help="Independent repeats per strategy (seeds 0..R-1)."),
     memory: str = typer.Option("scalar", "--memory", "-m"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated built-in rules that start every repeat's population (default: the memory class's seeds)."),
     model: Optional[list[str]] = typer.Option(None, "--model", help="Model for the llm strategies; repeat it to let the bandit choose among several."),
     parallel: int = typer.Option(DEFAULT_PARALLEL, "--parallel", help="llm strategy, in-process llama.cpp: requests decoded together (1: one at a time)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="llama.cpp threads of the shared model (default: all cores; hybrid pins the model to one core)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel"),
+    task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped comparison (its id or latest): finished runs are kept, the stopped one goes on."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figure (default: runs/compare/RUN_ID)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run search strategies with the same budget (evaluations or minutes) and compare their best-so-far."""
     from symdisc.search.compare import plot_compare, run_compare
-    from symdisc.config import EvolveConfig
+    from symdisc.config import EvolveConfig, check_seed_rules, parse_seed_rules
     from symdisc.judge.gateproc import GateClient
     from symdisc.search.proposers import LLM_PROPOSERS, PROPOSERS, make_proposer
     from symdisc.judge.sandbox import Sandbox
@@ -212,10 +244,18 @@ def compare(
     if resume is not None:
         record = store.get_run(resume, kind="compare")["config"]
         names, models = record["proposers"], list(record.get("models") or []) or list(model or ["auto"])
+        tasks = list(record.get("tasks") or [])
+        if task:
+            raise UsageError("--resume continues a comparison on its own tasks: leave out --task")
         if evaluations is not None or minutes is not None:
             raise UsageError("--resume continues a comparison with its own budget: leave out --evaluations/--minutes")
     else:
         names, models = [p for p in proposers.split(",") if p], list(model or ["auto"])
+        tasks = []
+        if task:
+            from symdisc.tasks import load_tasks
+
+            tasks = [t.as_dict() for t in load_tasks(list(task))]
         if evaluations is not None and minutes is not None:
             raise UsageError("give --evaluations or --minutes, not both")
         if evaluations is None and minutes is None:
@@ -226,6 +266,9 @@ def compare(
         if name not in PROPOSERS:
             raise UsageError(f"unknown proposer {name!r} (one of {', '.join(PROPOSERS)})")
     memory = _memory_option(memory)
+    if resume is not None and seeds is not None:
+        raise UsageError("--resume continues a comparison with its own seeds: leave out --seeds")
+    seed_rules = check_seed_rules(parse_seed_rules(seeds), memory) if resume is None else None
     err = _stderr()
     say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
     opened = []  # (name, backend, params_b), one per --model, loaded once for every repeat
@@ -246,13 +289,18 @@ def compare(
             return make_proposer(name, opened[0][1], opened[0][2])
         return make_proposer(name, opened[0][1], opened[0][2], models=opened)
 
-    heldout = funnel and _heldout_available(say)
+    heldout = funnel and not tasks and _heldout_available(say)
+    worker_tasks = []
+    if tasks and funnel:
+        from symdisc.tasks import worker_specs
+
+        worker_tasks = worker_specs(tasks)
     t0 = time.perf_counter()
     try:
-        with GateClient() as gate, Sandbox(heldout=heldout) as sandbox:
-            report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox, funnel=heldout,
-                                 say=say, parallel=parallel, minutes=minutes, resume=resume,
-                                 models=models if opened else [])
+        with GateClient() as gate, Sandbox(heldout=heldout, tasks=worker_tasks) as sandbox:
+            report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox,
+                                 funnel=heldout or bool(worker_tasks), say=say, parallel=parallel, minutes=minutes,
+                                 resume=resume, models=models if opened else [], seed_rules=seed_rules, tasks=tasks)
     finally:
         for _, backend, _ in opened:
             backend.close()

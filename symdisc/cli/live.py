@@ -58,9 +58,9 @@ def budget_progress(budget: dict, done: dict) -> dict:
 
 class EvolveView:
     def __init__(self, store, run_id_getter, console=None):
-        from rich.console import Console
+        from symdisc.cli.base import console as make_console
 
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)
         self.store = store
         self.run_id = run_id_getter
         self.live = None

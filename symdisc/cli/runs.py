@@ -102,6 +102,10 @@ def runs_show(
     out.print(f"[bold]run {run['id']}[/bold]  {run['kind']}  {run['status']}  created {run['created_at']}", highlight=False)
     out.print(f"model {run['model']}  sha256 {(run['model_sha256'] or '')[:16]}  backend {run['backend']}  "
               f"memory {cfg.get('memory')}  seed {cfg.get('seed')}", highlight=False)
+    if run["kind"] in ("evolve", "compare"):
+        from symdisc.view.report import selected_on
+
+        out.print(f"selected on: {selected_on(cfg)}", highlight=False)
     if summary:
         out.print(f"{summary.get('candidates', 0)} candidates, {summary.get('passed_gate', 0)} passed the gate, "
                   f"{summary.get('tokens_per_s') or 0} tok/s, {summary.get('candidates_per_min') or 0} cand/min, "

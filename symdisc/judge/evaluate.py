@@ -100,15 +100,22 @@ REAL_STAGES = ("heldout", "long", "audit")
 def _real_stage(stage: str, update, memory: str, spec: dict | None, result: dict, ms: dict) -> dict | None:
     """One real-data stage of the cascade; None when it went well (its result is in ``result``)."""
     from symdisc.judge.realdata import RealStage, real_fitness
+    from symdisc.judge.usertask import TaskError, task_fitness
 
     spec = dict(spec or {})
     lrs = spec.pop("lrs_override", None)
     t = time.perf_counter()
     try:
-        result[stage] = real_fitness(update, memory, RealStage(**spec), lrs)
+        if "tasks" in spec:  # the run's own task files (symdisc.tasks), prepared before the lock-down
+            result[stage] = task_fitness(update, memory, spec)
+        else:
+            result[stage] = real_fitness(update, memory, RealStage(**spec), lrs)
     except CandidateError as err:
         ms[stage] = (time.perf_counter() - t) * 1e3
         return _failure(stage, err, ms)
+    except TaskError as exc:  # the task's own code failed: a verdict with the task's message
+        ms[stage] = (time.perf_counter() - t) * 1e3
+        return {"ok": False, "stage": stage, "reason": "task_error", "message": str(exc)[:400], "ms": ms}
     except Exception as exc:  # the data set went missing: not the candidate's fault
         return {"ok": False, "stage": stage, "reason": "crash", "message": f"{stage} stage: {exc}"[:300], "ms": ms}
     ms[stage] = (time.perf_counter() - t) * 1e3

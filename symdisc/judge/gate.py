@@ -25,9 +25,10 @@ from symdisc.judge.module_checks import (ANNOTATION_NAMES, _check_cycles, _check
                                          _check_signature, _sweep)
 from symdisc.judge.nodes import GateReject, _child_fields, _is_docstring, _is_state, _target_names, _walk
 from symdisc.judge.normalize import canonical_hash, strip_imports
-from symdisc.judge.constants import (_check_constant, _check_growth, _constant_range_length, _is_numeric_expression)
-from symdisc.judge.policy import (ATTRS, ESCAPE_BUILTINS, FORMAT_ATTRS, MATH_NAMES, MAX_CODE_CHARS,
-                                  MAX_LOOP_ITERATIONS, MAX_NODES, MAX_RANGE, MODULES, SAFE_BUILTINS, STATE_METHODS,
+from symdisc.judge.constants import (_check_constant, _check_growth, _constant_range_length, _fold_constant,
+                                     _is_numeric_expression)
+from symdisc.judge.policy import (ATTRS, CAPPED_FUNCS, ESCAPE_BUILTINS, FORMAT_ATTRS, MATH_NAMES, MAX_CODE_CHARS,
+                                  MAX_LOOP_ITERATIONS, MAX_MATRIX_SIDE, MAX_NODES, MAX_RANGE, MODULES, SAFE_BUILTINS, STATE_METHODS,
                                   TORCH_CONSTANTS, TORCH_FUNCS, TORCH_SUBMODULES, _FORBIDDEN_NODES,
                                   _FORBIDDEN_NODES_REASON)
 from symdisc.judge.scalar_state import ScalarStateInference
@@ -285,6 +286,8 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
                 raise GateReject("loop", "range() needs constant arguments with at most %d steps" % MAX_RANGE, node)
         elif isinstance(func, ast.Attribute):
             self.visit(func)
+            if isinstance(func.value, ast.Name) and func.value.id == "torch" and func.attr in CAPPED_FUNCS:
+                _check_matrix_sides(node)
         else:
             raise GateReject("forbidden_syntax", "only named functions and methods may be called", node)
         for arg in node.args:
@@ -318,8 +321,6 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
         _check_constant(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
-        if isinstance(node.op, ast.MatMult):
-            raise GateReject("too_large", "`@` can build matrices far larger than a parameter", node)
         if isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
             raise GateReject("format", "`%` string formatting is not allowed", node)
         if isinstance(node.op, (ast.Pow, ast.LShift)):
@@ -361,6 +362,17 @@ class _FunctionChecker(ScalarStateInference, ast.NodeVisitor):
         if _is_state(node.value):
             return
         self.visit(node.value)
+
+
+def _check_matrix_sides(node: ast.Call) -> None:
+    """torch.eye(n, m) and torch.diag(v) allocate a shape from numbers: a constant side beyond
+    MAX_MATRIX_SIDE is refused here, any side at run time (restricted.py). Take sides from a
+    tensor's shape (``torch.eye(x.shape[0])``)."""
+    for arg in [*node.args, *(kw.value for kw in node.keywords if kw.arg in ("n", "m"))]:
+        value = _fold_constant(arg)
+        if value is not None and abs(value) > MAX_MATRIX_SIDE:
+            raise GateReject("too_large", f"matrices built from numbers are limited to {MAX_MATRIX_SIDE} "
+                             f"x {MAX_MATRIX_SIDE}; take the size from a tensor's shape", node)
 
 
 def check_code(code: str, memory: str = SCALAR) -> GateResult:

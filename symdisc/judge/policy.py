@@ -18,10 +18,16 @@ MAX_POW_BITS = 1_024  # a power of constants may not pass the float range (2**10
 MAX_RANGE = 1_000
 MAX_LOOP_ITERATIONS = 10_000  # product over nested loops
 MAX_STRING = 64
+# The largest side of an identity or of a diagonal matrix built from a vector (torch.eye, torch.diag):
+# the only calls that allocate a shape from numbers. 4096 x 4096 float32 is 64 MiB, well inside the
+# worker's address space; products of views of a parameter are bounded by the cost probe instead.
+MAX_MATRIX_SIDE = 4_096
 
-# torch functions a candidate may call: elementwise maths, reductions, comparisons and *_like
-# constructors. Nothing that allocates a shape from numbers (zeros, arange, repeat, outer, kron,
-# matmul), reads or writes files (load, save, from_file), or reaches internals (ops, _C, os).
+# torch functions a candidate may call: elementwise maths, reductions, comparisons, *_like
+# constructors and matrix products of views of a parameter (mm, matmul, `@`: their cost is bounded by
+# the cost probe). Nothing that allocates a shape from numbers (zeros, arange, repeat, outer, kron,
+# matrix_power), except eye and diag, whose sides the sandbox caps at MAX_MATRIX_SIDE (CAPPED_FUNCS);
+# nothing that reads or writes files (load, save, from_file) or reaches internals (ops, _C, os).
 TORCH_FUNCS = frozenset("""
 abs absolute sign sgn signbit sqrt rsqrt square exp exp2 expm1 log log1p log2 log10 tanh sigmoid
 atan atan2 sin cos erf hypot clamp clip clamp_min clamp_max maximum minimum fmax fmin where lerp
@@ -31,9 +37,11 @@ median nanmedian mean nanmean sum nansum std var std_mean var_mean norm max min 
 logsumexp softmax cumsum sort topk kthvalue quantile count_nonzero all any dot vdot
 gt lt ge le eq ne greater less greater_equal less_equal equal logical_and logical_or logical_not
 logical_xor zeros_like ones_like full_like rand_like randn_like numel relu tensor finfo
+mm matmul t diagonal trace diag eye
 """.split())
+CAPPED_FUNCS = frozenset("eye diag".split())  # the sandbox hands out wrappers that cap their sides
 TORCH_CONSTANTS = frozenset("float32 float64 float16 bfloat16 pi e inf nan".split())
-TORCH_SUBMODULES = {"linalg": frozenset("norm vector_norm".split())}
+TORCH_SUBMODULES = {"linalg": frozenset("norm vector_norm matrix_norm".split())}
 
 # Tensor methods and attributes. In-place methods (trailing underscore) are rejected separately
 # with the `inplace` reason; data, grad, numpy, tolist, storage and friends are simply absent.
@@ -44,7 +52,7 @@ reciprocal pow floor ceil round trunc frac fmod remainder copysign nan_to_num is
 median mean sum std var norm max min amax amin cumsum sort topk kthvalue quantile count_nonzero
 all any dot gt lt ge le eq ne logical_and logical_or logical_not where item numel dim size
 float double clone detach flatten reshape view view_as reshape_as expand_as type_as t T mT
-shape dtype ndim values indices relu softmax logsumexp
+shape dtype ndim values indices relu softmax logsumexp mm matmul diagonal trace
 """.split())
 STATE_METHODS = frozenset("get setdefault keys values items update pop".split())
 FINFO_ATTRS = frozenset("eps tiny max min".split())

@@ -8,28 +8,43 @@
    the Rosenbrock valleys are mirrored: shrinking the parameter, or stepping in one fixed
    direction, climbs instead of descending.
 4. It returns finite steps for gradients scaled by 1e-8 and 1e8.
-5. Scaling: one step on parameters of 1 Ki to 1 Mi elements, each size four times the last; a
-   step whose CPU time grows much faster than the size, or that runs out of memory (a linear rule
-   needs a few MB at 1 Mi elements), is ``superlinear``. In the worker this runs under its limits.
+5. Cost: one step on matrices of 64 x 64 to 1,024 x 1,024 and vectors of as many elements may take
+   at most TIME_BUDGET times the CPU time of a reference on that shape (the forward and backward
+   pass of a linear layer of that shape on 1,024 rows, measured in this process: judge/cost.py),
+   and hold at most MEMORY_BUDGET times the parameter's bytes; past either, ``over_budget``, with the
+   measured ratio. Matrix-shaped rules (Newton-Schulz) pass; n^2 products and long chains of
+   products do not. It runs before any other probe on tensors of more than a few dozen elements,
+   and in the worker under its limits.
+6. Sparse gradients: with 60% and 90% of the entries exactly zero (as ReLU layers and embeddings
+   give) the steps stay finite and within SPARSE_BLOWUP of the steps on the same gradients without
+   the zeros; a rule that divides by a statistic the zeros make zero fails with ``sparse_grad``.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from symdisc.judge.cost import PeakMemory, cpu_seconds, reference_seconds
 from symdisc.judge.harness import CheckedRule
 from symdisc.judge.restricted import CandidateError
 
 LR_GRID = (1e-2, 1e-3, 1e-1, 1e-4, 1.0)  # most rules pass at the first or second try
 DESCENT_RATIO = 0.5  # the final loss must be at most half the starting loss
-PROBE_REASONS = ("no_descent", "unstable", "ignores_lr", "ignores_grad", "superlinear")
-SCALING_SIZES = tuple(4 ** k for k in range(5, 11))  # 1,024 ... 1,048,576 elements
-SCALING_RATIO = 12.0  # CPU-time growth per 4x size that counts as superlinear (linear: 4, n^2: 16)
-SCALING_MIN_S = 0.02  # below this a call's time is overhead, not growth
+PROBE_REASONS = ("no_descent", "unstable", "ignores_lr", "ignores_grad", "sparse_grad", "over_budget")
+# The cost budget (benchmarks/matrix_cost.py measures where rules sit, one thread: SGD and Adam under
+# 0.1x the reference, five Newton-Schulz iterations on a 1,024 x 1,024 gradient about 5x; memory:
+# Adam and Newton-Schulz about 7x the parameter before the harness's two copies, an outer product of
+# the flattened gradient n times).
+COST_SHAPES = ((64, 64), (4096,), (256, 256), (65536,), (1024, 1024), (1048576,))
+TIME_BUDGET = 20.0  # CPU time of one step, in references (forward + backward of that layer)
+MEMORY_BUDGET = 16.0  # peak bytes the step creates, in the parameter's bytes (harness copies included)
+COST_MIN_S = 0.01  # below this a step's time is interpreter overhead, not cost
+SPARSE_SHAPES = ((1024,), (32, 32))
+SPARSE_ZEROS = (0.6, 0.9)  # fractions of exact zeros
+SPARSE_BLOWUP = 100.0  # the largest sparse step over the largest dense one that counts as exploding
 
 
 @dataclass
@@ -41,7 +56,9 @@ class ProbeReport:
     calls: int = 0
     state_bytes: int = 0
     state_scalars: int = 0
-    scaling_s: float = 0.0  # CPU seconds of one step on the largest scaling size
+    cost_ratio: float = 0.0  # the largest CPU time of one step over the reference (judge/cost.py), among
+    # the steps that took at least COST_MIN_S
+    memory_ratio: float = 0.0  # the largest peak memory of one step over the parameter's bytes
     notes: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -133,44 +150,82 @@ def _follows_grad(rule: CheckedRule) -> None:
                          "does not follow the gradient (it must read grad)")
 
 
-def _cpu_time(rule: CheckedRule, n: int, g: torch.Generator, repeats: int = 1) -> float:
-    """The least CPU time of ``repeats`` steps on fresh tensors of ``n`` elements (the least, because
-    noise on a shared machine only ever adds time)."""
-    best = float("inf")
-    for _ in range(repeats):
-        grad, param = torch.randn(n, generator=g), torch.randn(n, generator=g)
-        t0 = time.process_time()
-        rule(grad, param, {}, 1e-3, 1)
-        best = min(best, time.process_time() - t0)
-    return best
+def _shape_text(shape: tuple) -> str:
+    return " x ".join(f"{d:,}" for d in shape) + (" (a vector)" if len(shape) == 1 else "")
 
 
-def scaling(rule: CheckedRule, sizes=SCALING_SIZES) -> list:
-    """One step per size; raise ``superlinear`` if time or memory outgrows the size. Returns the
-    measured CPU seconds per size."""
+def _over_budget(what: str, ratio: float, budget: float, shape: tuple) -> CandidateError:
+    return CandidateError("over_budget", f"{what} {ratio:,.0f}x {'the reference' if what == 'step cost' else 'the parameter'}"
+                          f" (budget {budget:g}x) on a {_shape_text(shape)} parameter")
+
+
+def cost(rule: CheckedRule, shapes=COST_SHAPES) -> tuple[float, float]:
+    """One step per shape, smallest first: refuse (``over_budget``) a step that holds more than
+    MEMORY_BUDGET times the parameter's bytes, or whose CPU time is more than TIME_BUDGET times the
+    reference on that shape (judge/cost.py). Returns the largest time ratio among the steps long
+    enough to judge (0.0 when none was) and the largest memory ratio.
+
+    Memory is counted on the first call (the harness's copies of grad and param included); time is
+    judged only when a step takes at least COST_MIN_S (below that, interpreter overhead dominates),
+    and a step over budget is measured twice more before it is blamed (noise on a shared machine only
+    adds time)."""
     g = torch.Generator().manual_seed(4)
-    times: list = []
-    for n in sizes:
+    worst_time = worst_memory = 0.0
+    for shape in shapes:
+        grad, param = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+
+        def step():
+            rule(grad, param, {}, 1e-3, 1)
+
         try:
-            times.append(_cpu_time(rule, n, g))
+            with PeakMemory() as memory:
+                seconds = cpu_seconds(step)
         except CandidateError as err:
             if err.reason != "memory":
                 raise
-            raise CandidateError("superlinear", f"one step on a parameter of {n:,} elements ran out of "
-                                 f"memory ({err.message[:80]}); a linear rule needs a few MB: memory grows "
-                                 "faster than the parameter") from None
-        if len(times) > 1 and times[-1] > SCALING_MIN_S:
-            ratio = times[-1] / max(times[-2], 1e-6)
-            if ratio > SCALING_RATIO:  # measure both again, three times each, before blaming the rule
-                # The smaller size is floored at SCALING_MIN_S: a near-zero reading there (seen once
-                # in CI: "16,000x" for plain SGD) must not turn a step of a few tens of ms into a
-                # verdict; a rule that really grows faster meets the sandbox's CPU limit anyway.
-                again = min(times[-1], _cpu_time(rule, n, g, 3)) / max(
-                    times[-2], _cpu_time(rule, n // 4, g, 3), SCALING_MIN_S)
-                if again > SCALING_RATIO:
-                    raise CandidateError("superlinear", f"one step took {again:.0f}x longer on {n:,} elements "
-                                         f"than on {n // 4:,}: time grows faster than the parameter")
-    return times
+            raise CandidateError("over_budget", f"one step on a {_shape_text(shape)} parameter ran out of memory "
+                                 f"({err.message[:80]}); the budget is {MEMORY_BUDGET:g}x the parameter's memory") from None
+        memory_ratio = memory.peak / (param.numel() * param.element_size())
+        worst_memory = max(worst_memory, memory_ratio)
+        if memory_ratio > MEMORY_BUDGET:
+            raise _over_budget("one step holds", memory_ratio, MEMORY_BUDGET, shape)
+        reference = reference_seconds(shape)
+        for _ in range(2):  # the first call also pays for first touches and the memory count
+            if seconds < COST_MIN_S or seconds <= TIME_BUDGET * reference:
+                break
+            seconds = min(seconds, cpu_seconds(step))
+        if seconds >= COST_MIN_S:
+            if seconds > TIME_BUDGET * reference:
+                raise _over_budget("step cost", seconds / reference, TIME_BUDGET, shape)
+            worst_time = max(worst_time, seconds / reference)
+    return worst_time, worst_memory
+
+
+def _sparse(rule: CheckedRule, lr: float) -> None:
+    """Gradients with many exact zeros (ReLU layers, embeddings): the steps must stay finite and of
+    the size the rule takes on the same gradient without the zeros."""
+    g = torch.Generator().manual_seed(5)
+    for shape in SPARSE_SHAPES:
+        for zeros in SPARSE_ZEROS:
+            dense_state, sparse_state = {}, {}
+            dense_max = sparse_max = 0.0
+            for t in range(1, 4):
+                grad, param = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+                mask = torch.rand(shape, generator=g) >= zeros
+                dense_max = max(dense_max, float(rule(grad, param, dense_state, lr, t).abs().max()))
+                try:
+                    step = rule(grad * mask, param, sparse_state, lr, t)
+                except CandidateError as err:
+                    if err.reason != "bad_output":
+                        raise
+                    raise CandidateError("sparse_grad", f"with {zeros:.0%} of the gradient's entries exactly zero "
+                                         f"(a {_shape_text(shape)} parameter): {err.message}") from None
+                sparse_max = max(sparse_max, float(step.abs().max()))
+            if sparse_max > SPARSE_BLOWUP * max(dense_max, 1e-30):
+                raise CandidateError("sparse_grad", f"with {zeros:.0%} of the gradient's entries exactly zero (a "
+                                     f"{_shape_text(shape)} parameter) the step is {sparse_max / max(dense_max, 1e-30):.3g}x "
+                                     "larger than on the same gradient without zeros: the rule divides by a statistic "
+                                     "that the zeros drive to zero")
 
 
 def _scales(rule: CheckedRule, lr: float) -> None:
@@ -195,7 +250,8 @@ def run_probes(rule: CheckedRule) -> ProbeReport:
     report.quadratic_ratio, report.lr_quadratic = _descend(rule, _quadratic(), "quadratic")
     report.rosenbrock_ratio, report.lr_rosenbrock = _descend(rule, _rosenbrock(), "Rosenbrock")
     _scales(rule, report.lr_quadratic)
-    report.scaling_s = scaling(rule)[-1]
+    report.cost_ratio, report.memory_ratio = cost(rule)  # before any probe on larger tensors
+    _sparse(rule, report.lr_quadratic)
     report.calls = rule.calls
     report.state_bytes = rule.state_bytes
     report.state_scalars = rule.state_scalars

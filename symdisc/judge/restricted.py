@@ -19,8 +19,8 @@ from RestrictedPython import compile_restricted_exec
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from symdisc.contract import UPDATE_NAME
-from symdisc.judge.policy import (MATH_NAMES, MAX_RANGE, STATE_METHODS, TENSOR_ATTRS, TORCH_CONSTANTS, TORCH_FUNCS,
-                   TORCH_SUBMODULES, FINFO_ATTRS)
+from symdisc.judge.policy import (CAPPED_FUNCS, FINFO_ATTRS, MATH_NAMES, MAX_MATRIX_SIDE, MAX_RANGE, STATE_METHODS,
+                                  TENSOR_ATTRS, TORCH_CONSTANTS, TORCH_FUNCS, TORCH_SUBMODULES)
 
 
 class CandidateError(Exception):
@@ -45,13 +45,46 @@ class _Namespace:
         return f"<{self._label} (restricted)>"
 
 
+def _side(value, what: str) -> int:
+    side = int(value) if isinstance(value, int) or (isinstance(value, torch.Tensor) and value.numel() == 1
+                                                   and not value.is_floating_point()) else None
+    if side is None:
+        raise CandidateError("runtime", f"{what} needs an integer size")
+    if side > MAX_MATRIX_SIDE:
+        raise CandidateError("too_large", f"{what} of side {side:,}: matrices built from numbers are limited "
+                             f"to {MAX_MATRIX_SIDE:,} x {MAX_MATRIX_SIDE:,}")
+    return side
+
+
+def capped_eye(n, m=None, *, dtype=None):
+    """torch.eye with both sides at most MAX_MATRIX_SIDE, no device/out/layout keywords."""
+    n = _side(n, "torch.eye")
+    m = n if m is None else _side(m, "torch.eye")
+    return torch.eye(n, m, dtype=dtype)
+
+
+def capped_diag(x, diagonal=0):
+    """torch.diag: a matrix's diagonal (a vector), or a vector put on a diagonal (a square matrix whose
+    side is capped like torch.eye's)."""
+    if not isinstance(x, torch.Tensor):
+        raise CandidateError("runtime", "torch.diag needs a tensor")
+    if x.dim() == 1:
+        _side(x.numel() + abs(int(diagonal)), "torch.diag")
+    return torch.diag(x, int(diagonal))
+
+
+_CAPPED = {"eye": capped_eye, "diag": capped_diag}
+assert set(_CAPPED) == CAPPED_FUNCS
+
+
 def _build_torch_proxy() -> _Namespace:
     # The real functions, not wrappers: a wrapper per call is the proxy fitness's largest overhead.
     # `out=` cannot reach them: the gate (which the worker re-runs) rejects an `out` keyword, and
-    # `**kwargs` calls go through guarded_apply below.
+    # `**kwargs` calls go through guarded_apply below. The two functions that allocate a shape from
+    # numbers are the exception: their wrappers cap the shape.
     members = {}
     for name in TORCH_FUNCS:
-        fn = getattr(torch, name, None)
+        fn = _CAPPED.get(name) or getattr(torch, name, None)
         if fn is not None:
             members[name] = fn
     for name in TORCH_CONSTANTS:
@@ -125,7 +158,7 @@ def guarded_apply(fn, *args, **kwargs):
 
 _INPLACE_OPS = {
     "+=": operator.add, "-=": operator.sub, "*=": operator.mul, "/=": operator.truediv,
-    "//=": operator.floordiv, "%=": operator.mod, "**=": operator.pow,
+    "//=": operator.floordiv, "%=": operator.mod, "**=": operator.pow, "@=": operator.matmul,
 }
 
 
@@ -230,3 +263,8 @@ def warm_up() -> None:
                     continue
     torch.tensor(1.0).item()
     torch.median(torch.sign(x))
+    # matrix products and norms, which the generic tries above call with the wrong shapes
+    a = x @ y.T
+    torch.mm(x, y.t()) + torch.matmul(x.mT, y).sum() + x.mm(y.T).trace()
+    capped_eye(8) + capped_diag(a.diagonal()) + torch.diag(a)
+    torch.linalg.matrix_norm(a) + torch.linalg.vector_norm(x, dim=1).sum() + torch.norm(x, dim=0).sum()

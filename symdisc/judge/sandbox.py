@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Optional
 
 from symdisc.judge.childproc import ChildProcess
@@ -67,8 +68,10 @@ class Sandbox(ChildProcess):
     """A persistent worker. Use as a context manager; ``evaluate`` never raises for candidate faults."""
 
     def __init__(self, timeout_s: float = 30.0, memory_mb: int = 2048, isolation: str = "auto",
-                 heldout=False, cascade: Optional[dict] = None, threads: int = 1):
+                 heldout=False, cascade: Optional[dict] = None, threads: int = 1, tasks: Optional[list] = None):
         super().__init__()
+        # task files the worker imports and prepares before lock-down: [{name, path, seeds}]
+        self.tasks = list(tasks or [])
         self.threads = max(1, int(threads))
         self.extra_env: dict = {}
         # Load the funnel's held-out data set in the worker before lock-down: True for the default
@@ -88,6 +91,10 @@ class Sandbox(ChildProcess):
             self._prefix = isolation_prefix(self.isolation)
         prefix, isolation = self._prefix
         env = dict(os.environ)
+        # The worker runs as a script, so it would import whichever symdisc the interpreter finds
+        # (an editable install of another checkout): make it import the same package as this process.
+        here = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
         threads = str(self.threads)
         env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
                    PYTHONDONTWRITEBYTECODE="1", SYMDISC_SANDBOX_MEMORY_MB=str(self.memory_mb),
@@ -99,6 +106,8 @@ class Sandbox(ChildProcess):
 
                 self.cascade = CascadeConfig().worker_specs(self.heldout if isinstance(self.heldout, dict) else None)
             env["SYMDISC_CASCADE"] = json.dumps(self.cascade)
+        if self.tasks:
+            env["SYMDISC_TASKS"] = json.dumps(self.tasks)
         try:
             self.spawn(prefix + [sys.executable, "-u", str(sandbox_worker_path())], env)
         except OSError as exc:
@@ -129,6 +138,15 @@ class Sandbox(ChildProcess):
                    "proxy": proxy, "heldout": heldout, "cpu_s": timeout * 2}
         if cascade is not None:
             request["cascade"] = cascade
+        return self._request(request, timeout)
+
+    def train_task(self, code: str, memory: str, task: str, seed: int, lr: float, steps: int,
+                   timeout_s: Optional[float] = None) -> dict:
+        """One run of a prepared task file's ``train`` with the rule; ``result`` holds every number it
+        returned (and ``seconds``). A stalled or dead worker is a verdict, as in ``evaluate``."""
+        timeout = timeout_s or self.timeout_s
+        request = {"op": "task_train", "code": code, "memory": memory, "task": task, "seed": int(seed),
+                   "lr": float(lr), "steps": int(steps), "cpu_s": timeout * 2 * self.threads}
         return self._request(request, timeout)
 
     def ping(self, timeout_s: float = 5.0) -> bool:
@@ -166,8 +184,9 @@ class TrainingSandbox(Sandbox):
     """
 
     def __init__(self, memory_mb: int = 4096, threads: int = 1, epoch_timeout_s: float = 600.0,
-                 isolation: str = "auto"):
-        super().__init__(timeout_s=epoch_timeout_s, memory_mb=memory_mb, isolation=isolation, threads=threads)
+                 isolation: str = "auto", tasks: Optional[list] = None):
+        super().__init__(timeout_s=epoch_timeout_s, memory_mb=memory_mb, isolation=isolation, threads=threads,
+                         tasks=tasks)
         self.epoch_timeout_s = float(epoch_timeout_s)
         self._data_key: Optional[tuple] = None
         self._folder: Optional[str] = None

@@ -121,10 +121,13 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
 
 
 def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model_kind: str, seed: int, steps: int,
-               batch: int, eval_every: int, on_step: Optional[Callable] = None, schedule: str = "constant") -> dict:
+               batch: int, eval_every: int, on_step: Optional[Callable] = None, schedule: str = "constant",
+               closure: bool = False) -> dict:
     """Train one model; ``make_optimizer(params)``; ``on_step(step)`` after every step; ``schedule``
-    scales every group's lr (one of SCHEDULES). Returns plain data (final_acc, best_acc, final_loss,
-    state_bytes, param_tensors, memory_class, steps_per_s, diverged, curve, losses)."""
+    scales every group's lr (one of SCHEDULES); ``closure``: the optimizer re-evaluates the batch's
+    loss through a closure (L-BFGS), and the loss recorded is the one at the start of the step.
+    Returns plain data (final_acc, best_acc, final_loss, state_bytes, param_tensors, memory_class,
+    steps_per_s, diverged, curve, losses)."""
     lr_factor(schedule, 1, steps)  # an unknown schedule fails before any training
     torch.manual_seed(seed)
     model = make_model(model_kind)  # same seed, same initial weights for every optimizer
@@ -149,10 +152,21 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
             factor = lr_factor(schedule, step, steps)
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * factor
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x_train[idx]), y_train[idx])
-        loss.backward()
-        optimizer.step()
+        if closure:
+            x_batch, y_batch = x_train[idx], y_train[idx]
+
+            def evaluate():
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss = loss_fn(model(x_batch), y_batch)
+                batch_loss.backward()
+                return batch_loss
+
+            loss = optimizer.step(evaluate)
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss.backward()
+            optimizer.step()
         train_time += time.perf_counter() - t_step
         value = loss.item()
         losses.append(value)
@@ -170,3 +184,37 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
                 state_bytes=state_bytes(optimizer), param_tensors=len(list(model.parameters())),
                 memory_class=measured_memory_class(optimizer), steps_per_s=len(losses) / train_time if train_time else 0.0, diverged=diverged, curve=curve,
                 losses=losses)
+
+
+class CheckedOptimizer(Optimizer):
+    """A task's view of a candidate (``make_optimizer`` in a task file): a ``torch.optim.Optimizer``
+    around a CheckedRule, with RuleOptimizer's bookkeeping. The rule checks each step's shape, dtype
+    and state; a non-finite step raises CandidateError("diverged") here, before it reaches the
+    model. The rule sees detached tensors, never the model or the task's data."""
+
+    def __init__(self, params, rule: Callable, lr: float = 1e-3):
+        super().__init__(params, dict(lr=lr))
+        self.rule = rule
+
+    def step(self, closure=None):
+        from symdisc.judge.restricted import CandidateError
+
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if not state:
+                        state["step"] = 0
+                        state["rule"] = {}
+                    state["step"] += 1
+                    step = self.rule(p.grad.detach(), p.detach(), state["rule"], float(group["lr"]), state["step"])
+                    if not bool(torch.isfinite(step).all()):
+                        raise CandidateError("diverged", f"the step holds NaN or infinite values (step {state['step']})")
+                    p.sub_(step)
+        return loss

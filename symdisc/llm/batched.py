@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 from symdisc.errors import BackendError, ModelError
 from symdisc.llm import Generation, Request
@@ -122,7 +122,7 @@ class BatchedLlamaBackend:
 
     def __init__(self, model_path: str, slots: int = 4, n_ctx: int = 4096, n_threads: Optional[int] = None,
                  seed: int = 0, model_name: Optional[str] = None, model_sha256: Optional[str] = None,
-                 n_batch: int = 512, share_prefixes: bool = True):
+                 n_batch: int = 512, share_prefixes: bool = True, trace: Optional[Callable] = None):
         try:
             import llama_cpp
         except ImportError:
@@ -169,6 +169,7 @@ class BatchedLlamaBackend:
         self._grammars: dict = {}
         self._lock = threading.Lock()  # one thread decodes; ``generate`` callers take turns driving
         self._results: dict = {}  # finished by ``generate``'s callers, by ticket
+        self.trace = trace  # called as trace(request, token, logits) for every sampled token
         self.stats = {"prompt_tokens": 0, "reused_tokens": 0, "decodes": 0}
         self.info = {"backend": "llamacpp", "model": model_name or str(model_path), "model_path": str(model_path),
                      "model_sha256": model_sha256, "n_ctx": n_ctx, "n_threads": threads, "parallel": self.slots_n}
@@ -390,6 +391,8 @@ class BatchedLlamaBackend:
         """Sample the next token of ``slot`` and apply ``_create_completion``'s stop rules."""
         job = slot.job
         token = self._lc.llama_sampler_sample(job.sampler.sampler, self.ctx, index)
+        if self.trace is not None:
+            self.trace(job.request, token, self._logits(index))
         llm = self.llm
         if self._lc.llama_vocab_is_eog(self.vocab, token):
             return self._finish(slot, llm.detokenize(job.out, prev_tokens=job.prompt), "stop")
@@ -409,6 +412,13 @@ class BatchedLlamaBackend:
             if len(job.out) >= job.request.max_tokens:
                 return self._finish(slot, text, "length")
         slot.feed = [token]
+
+    def _logits(self, index: int):
+        """A copy of the logits the sampler read for batch entry ``index`` (for ``trace``)."""
+        import numpy as np
+
+        n = self._lc.llama_vocab_n_tokens(self.vocab)
+        return np.ctypeslib.as_array(self._lc.llama_get_logits_ith(self.ctx, index), shape=(n,)).copy()
 
     def _finish(self, slot: _Slot, text: bytes, reason: str) -> None:
         job = slot.job

@@ -70,7 +70,8 @@ def at_time(curve: list, budget_s: float, fraction: float) -> Optional[float]:
 def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], repeats: int, memory: str,
                 make_proposer: Callable[[str], object], gate, sandbox, proxy: Optional[ProxyConfig] = None,
                 funnel: bool = True, on_event=None, say=None, parallel: int = 1, minutes: Optional[float] = None,
-                resume: Optional[str] = None, models: Optional[list[str]] = None) -> dict:
+                resume: Optional[str] = None, models: Optional[list[str]] = None,
+                seed_rules: Optional[list[str]] = None, tasks: Optional[list[dict]] = None) -> dict:
     """Run (or, with ``resume``, continue) a comparison. A stopped comparison keeps every finished
     child run; resuming skips those and continues the one that was stopped."""
     say = say or (lambda message: None)
@@ -79,14 +80,16 @@ def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], 
         record = store.get_run(compare_id)["config"]
         proposers, evaluations, repeats = record["proposers"], record.get("evaluations"), record["repeats"]
         memory, funnel, minutes = record["memory"], record["funnel"], record.get("minutes")
+        seed_rules = record.get("seed_rules")
         proxy = ProxyConfig(**record["proxy"]) if record.get("proxy") else proxy
+        tasks = record.get("tasks") or []
         store.update_run(compare_id, status="running")
     else:
         if (evaluations is None) == (minutes is None):
             raise UsageError("give compare one budget: --evaluations N or --minutes M")
         record = {"proposers": proposers, "evaluations": evaluations, "minutes": minutes, "repeats": repeats,
                   "memory": memory, "proxy": (proxy or ProxyConfig()).__dict__, "funnel": funnel,
-                  "models": list(models or [])}
+                  "models": list(models or []), "seed_rules": seed_rules, "tasks": list(tasks or [])}
         compare_id = store.create_run("compare", record)
     children = {(r["config"]["proposer"], r["config"]["seed"]): r
                 for r in (store.get_run(i) for (i,) in store.db.execute(
@@ -102,7 +105,8 @@ def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], 
                 if child is not None:
                     evo = Evolution.resume(store, child["id"], make_proposer(name), gate, sandbox, on_event)
                 else:
-                    config = EvolveConfig(proposer=name, memory=memory, seed=repeat, evaluations=evaluations,
+                    config = EvolveConfig(proposer=name, memory=memory, seed=repeat, seed_rules=seed_rules,
+                                          evaluations=evaluations,
                                           minutes=minutes,
                                           # a cap for proposers that are mostly rejected
                                           candidates=evaluations * 5 if evaluations else None,
@@ -110,6 +114,9 @@ def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], 
                                           # every model-backed strategy decodes alike (the sampling
                                           # baseline once ran one request at a time beside a batched loop)
                                           parallel=parallel if name in LLM_PROPOSERS else 1)
+                    if tasks:  # every repeat selects on the same task files, standardized on its own seeds
+                        config.tasks = list(tasks)
+                        config.cascade = config.cascade.on_tasks()
                     evo = Evolution.start(store, config, make_proposer(name), gate, sandbox, on_event,
                                           parent_run=compare_id)
                 evo.run()

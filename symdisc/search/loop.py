@@ -317,7 +317,7 @@ class Evolution:
         cascade = self.config.cascade
         if not self._promote(update["fitness"], "proxy", cascade.proxy_margin, always):
             return
-        detail = self._real_stage(candidate_id, code, "heldout", asdict(self.config.heldout), update)
+        detail = self._real_stage(candidate_id, code, "heldout", self._stage_spec("heldout"), update)
         if detail is None:
             return
         update["heldout"] = detail["fitness"]
@@ -328,18 +328,45 @@ class Evolution:
         update.update(fidelity=FIDELITY["heldout"], rank_score=score, rank_band=band)
         if not cascade.long or not self._promote(detail["fitness"], "heldout", cascade.heldout_margin, always):
             return
-        from symdisc.judge.realdata import neighbour_lrs
-
-        spec = dict(cascade.long, lrs_override=list(neighbour_lrs(detail["best_lr"])))
-        long = self._real_stage(candidate_id, code, "long", spec, update)
+        long = self._real_stage(candidate_id, code, "long", self._stage_spec("long", detail), update)
         if long is None or long.get("failed"):
             return
         score, band = cascade.combine(dict(reached, long=long["fitness"]))
         update.update(fidelity=FIDELITY["long"], rank_score=score, rank_band=band)
 
+    def _stage_spec(self, stage: str, lower: Optional[dict] = None) -> dict:
+        """A real-data stage's request: the built-in stage's config, or the run's task files; the long
+        stage searches the half-decades around the lower stage's best lr (per task on task files)."""
+        from symdisc.judge.realdata import neighbour_lrs
+
+        if self.config.tasks:
+            from symdisc.tasks import stage_spec
+
+            lrs = {name: list(neighbour_lrs(d["best_lr"])) for name, d in (lower or {}).get("tasks", {}).items()}
+            return stage_spec(self.config.tasks, stage, lrs, self.config.task_fidelities)
+        if stage == "heldout":
+            return asdict(self.config.heldout)
+        return dict(self.config.cascade.long, lrs_override=list(neighbour_lrs(lower["best_lr"])))
+
+    def _standardise(self, stage: str, detail: dict) -> None:
+        """On task files: the stage's fitness is the mean over tasks of the standardized score
+        (symdisc.tasks.norm_of, from the run's seed rules); 0.0 while the seeds are being scored."""
+        from symdisc.tasks import standardised
+
+        raw = {name: d["fitness"] for name, d in detail["tasks"].items()}
+        norms = {name: tuple(v) for name, v in (self.config.task_norms.get(stage) or {}).items()}
+        z = standardised(raw, norms)
+        detail["fitness"] = 0.0 if z is None else z
+        detail["raw"] = raw
+        detail["best_lr"] = next(iter(detail["tasks"].values()))["best_lr"]
+
+    def _real_data(self) -> bool:
+        """Whether this run's sandbox serves real-data stages (built-in data, or task files)."""
+        return bool(getattr(self.sandbox, "heldout", False) or getattr(self.sandbox, "tasks", None))
+
     def _promote(self, score: Optional[float], stage: str, margin: float, always: bool) -> bool:
         """Successive halving: on to the next stage only within ``margin`` of this stage's best."""
-        if not self.config.funnel or not getattr(self.sandbox, "heldout", False) or score is None:
+        if not self.config.funnel or not self._real_data() or score is None:
             return False
         best = self.db.best_at(stage)
         return always or best is None or score >= best - margin
@@ -347,8 +374,10 @@ class Evolution:
     def _real_stage(self, candidate_id: int, code: str, stage: str, spec: dict, update: dict) -> Optional[dict]:
         """One real-data stage in the worker; its detail, {"fitness": 0, "failed": True} when the
         candidate failed it, or None when the stage could not run (not the candidate's fault)."""
-        answer = self.sandbox.evaluate(code, self.config.memory, stages=(stage,),
-                                       timeout_s=self.config.sandbox_timeout_s * 4, cascade={stage: spec})
+        on_tasks = "tasks" in spec
+        timeout = self.config.task_timeout_s if on_tasks else self.config.sandbox_timeout_s * 4
+        answer = self.sandbox.evaluate(code, self.config.memory, stages=(stage,), timeout_s=timeout,
+                                       cascade={stage: spec})
         ms = answer.get("ms", {})
         if ms.get("sandbox") is not None:
             update["eval_ms"] = (update.get("eval_ms") or 0.0) + ms["sandbox"]
@@ -356,9 +385,15 @@ class Evolution:
         if not answer.get("ok") or not detail:
             self.store.add_evaluation(candidate_id, stage, False, reason=answer.get("reason"),
                                       message=answer.get("message"), ms=ms.get(stage))
-            if answer.get("stage") == stage and answer.get("reason") != "crash":
-                return {"fitness": 0.0, "failed": True}
+            # On task files a stage past its limits (wall clock, CPU time, memory) fails too: the
+            # limits are the user's, the same for every candidate.
+            limits = on_tasks and answer.get("reason") in ("timeout", "cpu_time", "memory")
+            if (answer.get("stage") == stage or limits) and answer.get("reason") != "crash":
+                return {"fitness": 0.0, "failed": True, "reason": answer.get("reason"),
+                        "message": answer.get("message")}
             return None
+        if on_tasks:
+            self._standardise(stage, detail)
         for i, acc in enumerate(detail.get("per_seed", [])):
             self.store.add_evaluation(candidate_id, stage, True, fitness=acc, seed=int(spec.get("seed_base", 7000)) + i)
         self.store.add_evaluation(candidate_id, stage, True, fitness=detail["fitness"], ms=ms.get(stage), detail=detail)
@@ -368,7 +403,8 @@ class Evolution:
         """Score the run's top few on the audit task (never selected on) and report its rank
         correlation with the run's fitness. Stored on the candidates (``audit``) and in the summary."""
         cascade = self.config.cascade
-        if not cascade.audit or not self.config.funnel or not getattr(self.sandbox, "heldout", False):
+        if not cascade.audit or not self.config.funnel or not getattr(self.sandbox, "heldout", False) \
+                or self.config.tasks:
             return None
         from symdisc.search.funnel import spearman
 
@@ -439,7 +475,7 @@ class Evolution:
 
     def _seed(self) -> None:
         seeded = {row["name"] for row in self.store.candidates(self.run_id) if row["origin"] == "seed"}
-        for name in rules.SEEDS[self.config.memory]:
+        for name in self.config.seed_rules or rules.SEEDS[self.config.memory]:
             if name in seeded:
                 continue
             code = rules.source(name)
@@ -448,6 +484,47 @@ class Evolution:
             row = self.judge(candidate_id, code, always_heldout=True)
             if row["status"] != "evaluated":
                 raise ConfigError(f"built-in seed {name} failed: {row['reason']}: {row['message']}")
+        if self.config.tasks and self.config.funnel and self._real_data() and not self.config.task_norms:
+            self._settle_task_norms()
+
+    def _settle_task_norms(self) -> None:
+        """Standardization on task files: each stage's (centre, scale) per task from the seed rules'
+        raw scores (symdisc.tasks.norm_of), stored in the run config; then the seeds' own stage
+        scores and rank scores are recomputed with them. A task no seed rule could score is an error."""
+        from symdisc.tasks import norm_of, standardised
+
+        seeds = [r for r in self.store.candidates(self.run_id, ["evaluated"]) if r["origin"] == "seed"]
+        raw: dict = {}  # candidate id -> stage -> {task: score}
+        failures = []
+        for row in seeds:
+            for ev in self.store.evaluations(row["id"]):
+                detail = ev.get("detail") or {}
+                if ev["stage"] in ("heldout", "long") and ev["ok"] and detail.get("tasks"):
+                    raw.setdefault(row["id"], {})[ev["stage"]] = {n: d["fitness"] for n, d in detail["tasks"].items()}
+                elif ev["stage"] in ("heldout", "long") and not ev["ok"]:
+                    failures.append(f"{row['name']}: {ev.get('reason')}: {ev.get('message')}")
+        if not any("heldout" in r for r in raw.values()):
+            raise ConfigError("no seed rule could be scored on the task files; " + (failures[0] if failures else
+                              "the held-out stage did not run"))
+        norms: dict = {}
+        for stage in ("heldout", "long"):
+            for task in self.config.tasks:
+                scores = [r[stage][task["name"]] for r in raw.values() if stage in r]
+                if scores:
+                    norms.setdefault(stage, {})[task["name"]] = list(norm_of(scores))
+        self.config.task_norms = norms
+        self.store.update_run(self.run_id, config_json=dict(self.config.as_dict(), prompts=self.texts.as_dict()))
+        for row in seeds:
+            stages = raw.get(row["id"], {})
+            if "heldout" not in stages:
+                continue
+            fields: dict = {"heldout": standardised(stages["heldout"], {k: tuple(v) for k, v in norms["heldout"].items()})}
+            reached = {"proxy": row["fitness"], "heldout": fields["heldout"]}
+            if "long" in stages and "long" in norms:
+                reached["long"] = standardised(stages["long"], {k: tuple(v) for k, v in norms["long"].items()})
+            fields["rank_score"], fields["rank_band"] = self.config.cascade.combine(reached)
+            self.store.update_candidate(row["id"], **fields)
+            self.db.add(self.store.get_candidate(row["id"]))
 
     def _finish_pending(self) -> None:
         """Replies stored by a run that was killed before their verdict: judge them now."""

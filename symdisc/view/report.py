@@ -52,6 +52,16 @@ def outcome(row: dict) -> str:
     return status
 
 
+def selected_on(cfg: dict) -> str:
+    """What a search run selected on: its task files (name and path), or the built-in stages."""
+    tasks = cfg.get("tasks") or []
+    if tasks:
+        return ", ".join(f"{t['name']} ({t['path']})" for t in tasks)
+    if cfg.get("funnel") is False:
+        return "the proxy only (--no-funnel)"
+    return "the proxy and the built-in real-data stages"
+
+
 def repeat_command(run: dict) -> str:
     """The `symdisc evolve` command line that repeats a run's search (same model, budget, seed)."""
     cfg = run.get("config") or {}
@@ -59,7 +69,10 @@ def repeat_command(run: dict) -> str:
         parts = ["symdisc bench", *map(str, cfg.get("candidates") or [])]
         if cfg.get("against"):
             parts.append(f"--against {','.join(cfg['against'])}")
-        for key in ("task", "noise", "seeds", "epochs", "steps", "tune", "tune_steps", "batch", "subset", "suite"):
+        for task in cfg.get("tasks") or []:  # task files; else the bench's own task ("task")
+            parts.append(f"--task {task}")
+        keys = ("noise", "seeds", "epochs", "steps", "tune", "tune_steps", "batch", "subset", "suite")
+        for key in keys if cfg.get("tasks") else ("task", *keys):
             if cfg.get(key) is not None:
                 parts.append(f"--{key.replace('_', '-')} {cfg[key]:g}" if isinstance(cfg[key], float)
                              else f"--{key.replace('_', '-')} {cfg[key]}")
@@ -84,6 +97,8 @@ def repeat_command(run: dict) -> str:
             parts.append(f"{flag} {cfg[key]:g}" if isinstance(cfg[key], float) else f"{flag} {cfg[key]}")
     if cfg.get("funnel") is False:
         parts.append("--no-funnel")
+    for task in cfg.get("tasks") or []:
+        parts.append(f"--task {task['name'] if task.get('builtin') else task['path']}")
     sampling = cfg.get("sampling") or {}
     if sampling.get("temperature") is not None:
         parts.append(f"--temperature {sampling['temperature']:g}")
@@ -247,7 +262,7 @@ def run_data(store: Store, run_id: str) -> dict:
                 "backend": run.get("backend"), "versions": run.get("versions") or {}, "config": cfg_shown,
                 "prompts": cfg.get("prompts"), "summary": run.get("summary") or {}, "host": run.get("host"),
                 "budget": {k: cfg.get(k) for k in ("candidates", "minutes", "evaluations")},
-                "command": repeat_command(run)},
+                "selected_on": selected_on(cfg), "command": repeat_command(run)},
         "columns": [c for c in _OPTIONAL_GROUPS if c in columns],
         "candidates": rows,
         "counts": {"candidates": len(rows), "proposed": sum(r["origin"] != "seed" for r in rows),

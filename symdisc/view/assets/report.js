@@ -382,6 +382,7 @@
     if (OPTS.live_url && r.status === "running") title.appendChild(el("span", { "class": "live", id: "live-badge", text: " \u25CF live, redrawn every " + POLL_MS / 1000 + " s" }));
     var facts = [["kind", r.kind], ["model", r.model], ["backend", r.backend], ["model sha256", r.model_sha256 ? r.model_sha256.slice(0, 16) + "\u2026" : null],
                  ["memory", r.config.memory], ["proposer", r.config.proposer], ["seed", r.config.seed], ["budget", budget],
+                 ["selected on", r.selected_on],
                  ["created (UTC)", r.created_at], ["updated (UTC)", r.updated_at], ["elapsed", secs(s.elapsed_s)], ["host", r.host],
                  ["passed the gate", s.passed_gate], ["tokens/s", s.tokens_per_s], ["candidates/min", s.candidates_per_min],
                  ["replies repaired (saved)", DATA.counts.repaired ? DATA.counts.repaired + " (" + DATA.counts.repair_saved + ")" : null]];
