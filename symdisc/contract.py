@@ -106,6 +106,8 @@ ORIGINS = {
     "tpe": "Optuna's TPE sampler over the genome space",
     "random": "uniform random genomes (the sampling baseline)",
     "simplify": "symdisc simplify's reduction of an evaluated candidate",
+    "mutate": "the mutation engine: one typed edit of a parent's AST (search/mutations.py)",
+    "fit": "a program with its constants and a learning-rate multiplier fitted on the proxy",
 }
 
 # The prompt operators of the llm proposer (candidates.operator); each is a file in prompts/operators/.
@@ -118,6 +120,14 @@ OPERATORS = {
     "fix": "a rejected or failed program with its error, to correct",
     "legacy": "the old prompt: the best programs and the last errors (llm-legacy)",
     "independent": "the seed prompt, sampled independently every time (llm-independent)",
+    # the mutation engine's operators (origin mutate; crossover is shared with the prompt operator)
+    "insert": "mutation: a new typed statement, with one later use rewired to it",
+    "state": "mutation: an average kept in a new state slot that reads as zero until written",
+    "delete": "mutation: a statement removed, its uses rewired to a same-typed variable",
+    "modify": "mutation: an operator or an argument changed to another of the same type",
+    "swap": "mutation: a function swapped for another of the same kind from the gate's allow-list",
+    "constant": "mutation: one numeric constant multiplied by 2^N(0,1)",
+    "fit": "the program's constants and a learning-rate multiplier fitted on the proxy (origin fit)",
 }
 
 RUN_KINDS = ("evolve", "bench", "compare")

@@ -147,6 +147,12 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "(early stopping) */",
         "ALTER TABLE bench_results ADD COLUMN steps INTEGER  /* training steps of the cell */",
     ]),
+    ('fitted constants and repaired replies', [
+        "ALTER TABLE candidates ADD COLUMN fit_json TEXT  /* origin fit: the fitted values, the original ones, "
+        "the lr multiplier, trials and the sampler */",
+        "ALTER TABLE candidates ADD COLUMN repairs TEXT  /* what repair changed in the reply before the gate "
+        "(a JSON list; NULL: nothing) */",
+    ]),
 ]
 
 RUN_FIELDS = ("status", "config_json", "model", "model_sha256", "backend", "versions_json", "summary_json", "pid",
@@ -156,7 +162,7 @@ CANDIDATE_FIELDS = (
     "status", "stage", "reason", "message", "line", "fitness", "best_lr", "state_scalars", "state_bytes",
     "duplicate_of", "tokens_in", "tokens_out", "gen_ms", "gate_ms", "eval_ms", "genome_json", "heldout",
     "fidelity", "rank_score", "rank_band", "audit",
-    "operator", "model", "island", "temperature", "other_id",
+    "operator", "model", "island", "temperature", "other_id", "fit_json", "repairs",
 )
 
 
@@ -450,18 +456,30 @@ class Store:
 
     def proposal_stats(self, run_id: str, by: str) -> dict:
         """Per operator or per model (``by``): replies, new programs (evaluated: new and through every
-        stage it was sent to) and improvements (new programs whose fitness beats their parent's)."""
+        stage it was sent to), improvements (new programs whose fitness beats their parent's) and the
+        seconds they cost (generation or fitting, gate, sandbox)."""
         if by not in ("operator", "model", "temperature", "island"):
             raise ValueError(by)
         rows = self.db.execute(
             f"SELECT c.{by} AS k, COUNT(*) AS replies, SUM(c.status = 'evaluated') AS new, "
             "SUM(c.status = 'duplicate') AS repeats, "
-            "SUM(c.status = 'evaluated' AND p.fitness IS NOT NULL AND c.fitness > p.fitness) AS improvements "
+            "SUM(c.status = 'evaluated' AND p.fitness IS NOT NULL AND c.fitness > p.fitness) AS improvements, "
+            "SUM(COALESCE(c.gen_ms, 0) + COALESCE(c.gate_ms, 0) + COALESCE(c.eval_ms, 0)) / 1000.0 AS seconds "
             "FROM candidates c LEFT JOIN candidates p ON p.id = c.parent_id "
             f"WHERE c.run_id = ? AND c.origin != 'seed' AND c.status != 'pending' AND c.{by} IS NOT NULL "
             "GROUP BY c.{by} ORDER BY c.{by}".replace("{by}", by), (run_id,)).fetchall()
         return {r["k"]: {"replies": r["replies"], "new": r["new"] or 0, "repeats": r["repeats"] or 0,
-                         "improvements": r["improvements"] or 0} for r in rows}
+                         "improvements": r["improvements"] or 0, "seconds": round(r["seconds"] or 0.0, 2)}
+                for r in rows}
+
+    def repair_counts(self, run_id: str) -> dict:
+        """Replies repair changed, and those it saved: a repair without which the reply would have
+        failed (a trimmed parse, a state key given its zero default) and a working program after it."""
+        row = self.db.execute(
+            "SELECT COUNT(*), SUM(status IN ('evaluated', 'duplicate') AND (repairs LIKE '%\"trim:%' OR "
+            "repairs LIKE '%\"state_default:%')) FROM candidates WHERE run_id = ? AND repairs IS NOT NULL",
+            (run_id,)).fetchone()
+        return {"repaired": row[0] or 0, "saved": row[1] or 0}
 
     def last_errors(self, run_id: str, limit: int = 3) -> list[dict]:
         rows = self.db.execute(

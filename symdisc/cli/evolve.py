@@ -33,7 +33,7 @@ def evolve(
     api_concurrency: int = typer.Option(1, "--api-concurrency", help="Requests at once per --api-base server."),
     api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
-    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, genome (GA), tpe (Optuna), random, llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
+    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, mutate (program mutations and fitted constants, no model), hybrid (mutate with the model as one more source), rl (REINFORCE over the mutation kinds), genome (GA), tpe (Optuna), random, llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on a held-out real-data task."),
     task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP),
     candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
@@ -87,6 +87,8 @@ def evolve(
         config.sampling.temperatures = [float(x) for x in temperatures.split(",") if x.strip()]
     if threads:
         config.llm_threads = threads
+    elif proposer == "hybrid":
+        config.llm_threads = 1  # the model keeps one core, the sandbox the other (pinned)
     if fake_replies is not None:
         config.backend = "fake"
     if replay:
@@ -111,6 +113,9 @@ def evolve(
     clustered = saved.cluster != "local"
     if clustered and saved.backend == "replay":
         raise UsageError("--replay runs locally: leave out --cluster")
+    if clustered and saved.proposer == "hybrid":
+        raise UsageError("--proposer hybrid runs locally (the model and the sandbox on one core each): "
+                         "leave out --cluster")
     if clustered and saved.tasks:
         raise UsageError("runs on task files run locally: leave out --cluster")
     the_proposer = _build_proposer(saved, store, say, fake_replies, fake_delay, clustered=clustered)
@@ -199,7 +204,6 @@ def _several_models(config, store, say, clustered: bool):
     from dataclasses import replace
 
     from symdisc.llm import open_backend
-    from symdisc.search.proposers.llm import LLMProposer
 
     if clustered:
         raise UsageError("several --model run locally: leave out --cluster")
@@ -207,7 +211,9 @@ def _several_models(config, store, say, clustered: bool):
     for name in config.models:
         backend, params_b = open_backend(replace(config, model=name), store, say)
         models.append(((getattr(backend, "info", {}) or {}).get("model") or name, backend, params_b))
-    return LLMProposer(models[0][1], models[0][2], mode=config.proposer, models=models)
+    from symdisc.search.proposers import make_proposer
+
+    return make_proposer(config.proposer, models[0][1], models[0][2], models=models)
 
 
 @app.command()
@@ -220,6 +226,7 @@ def compare(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated built-in rules that start every repeat's population (default: the memory class's seeds)."),
     model: Optional[list[str]] = typer.Option(None, "--model", help="Model for the llm strategies; repeat it to let the bandit choose among several."),
     parallel: int = typer.Option(DEFAULT_PARALLEL, "--parallel", help="llm strategy, in-process llama.cpp: requests decoded together (1: one at a time)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="llama.cpp threads of the shared model (default: all cores; hybrid pins the model to one core)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel"),
     task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped comparison (its id or latest): finished runs are kept, the stopped one goes on."),
@@ -269,7 +276,10 @@ def compare(
         from symdisc.llm import open_backend
 
         for name in models:
-            backend, params_b = open_backend(EvolveConfig(model=name, parallel=parallel), store, say)
+            opened_config = EvolveConfig(model=name, parallel=parallel)
+            if threads:
+                opened_config.llm_threads = threads
+            backend, params_b = open_backend(opened_config, store, say)
             opened.append(((getattr(backend, "info", {}) or {}).get("model") or name, backend, params_b))
 
     def build(name):
@@ -277,9 +287,7 @@ def compare(
             return make_proposer(name)
         if len(opened) == 1:
             return make_proposer(name, opened[0][1], opened[0][2])
-        from symdisc.search.proposers.llm import LLMProposer
-
-        return LLMProposer(opened[0][1], opened[0][2], mode=name, models=opened)
+        return make_proposer(name, opened[0][1], opened[0][2], models=opened)
 
     heldout = funnel and not tasks and _heldout_available(say)
     worker_tasks = []

@@ -89,8 +89,10 @@ def runs_show(
 
     funnel = funnel_report(store.candidates(run["id"], ["evaluated"]))
     proposals = {by: store.proposal_stats(run["id"], by) for by in ("operator", "model")}
+    repairs = store.repair_counts(run["id"])
     if as_json:
         _print_json(dict(run, leaderboard=[_candidate_json(r, with_text=False) for r in board], rejections=reasons,
+                         repairs=repairs,
                          statuses=store.status_counts(run["id"], proposed_only=True), funnel=funnel,
                          proposals=proposals, best=_candidate_json(best) if best else None))
         return
@@ -108,6 +110,9 @@ def runs_show(
         out.print(f"{summary.get('candidates', 0)} candidates, {summary.get('passed_gate', 0)} passed the gate, "
                   f"{summary.get('tokens_per_s') or 0} tok/s, {summary.get('candidates_per_min') or 0} cand/min, "
                   f"{summary.get('elapsed_s', 0)} s", highlight=False)
+    if repairs["repaired"]:
+        out.print(f"repair: {repairs['repaired']} replies changed before the gate, {repairs['saved']} of them saved "
+                  "(working programs that would have failed without it)", highlight=False)
     print_leaderboard(store, run["id"])
     if reasons:
         from rich.table import Table
@@ -136,17 +141,18 @@ def runs_show(
 
 
 def _print_proposals(out, proposals: dict) -> None:
-    """Per operator and per model: replies, new programs, repeats, improvements on the parent."""
+    """Per operator and per model: replies, new programs, repeats, improvements on the parent, seconds."""
     from rich.table import Table
 
     for by, stats in proposals.items():
         if not stats:
             continue
         table = Table(title=f"proposals by {by}")
-        for col in (by, "replies", "new", "repeats", "improvements"):
+        for col in (by, "replies", "new", "repeats", "improvements", "seconds"):
             table.add_column(col, justify="left" if col == by else "right")
         for key, st in stats.items():
-            table.add_row(str(key), str(st["replies"]), str(st["new"]), str(st["repeats"]), str(st["improvements"]))
+            table.add_row(str(key), str(st["replies"]), str(st["new"]), str(st["repeats"]), str(st["improvements"]),
+                          f"{st.get('seconds', 0):.1f}")
         out.print(table)
 
 

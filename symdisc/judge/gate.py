@@ -41,6 +41,7 @@ class GateResult:
     normalized: Optional[str] = None  # imports and docstrings stripped; what the sandbox runs
     ast_hash: Optional[str] = None  # identical for programs that differ only in names/format
     helpers: list = field(default_factory=list)
+    repairs: list = field(default_factory=list)  # what repair.py changed before judging ("kind: detail")
 
     def as_dict(self) -> dict:
         return {
@@ -48,6 +49,7 @@ class GateResult:
             "code": self.code,
             "normalized": self.normalized,
             "ast_hash": self.ast_hash,
+            "repairs": self.repairs,
         }
 
 
@@ -477,12 +479,21 @@ def _check_code(code: str, memory: str) -> GateResult:
                       ast_hash=canonical_hash(all_nodes, keep), helpers=helpers)
 
 
-def check_reply(reply: str, memory: str = SCALAR) -> GateResult:
-    """Extract code from a model's raw reply, then judge it."""
+def check_reply(reply: str, memory: str = SCALAR, repair: bool = False) -> GateResult:
+    """Extract code from a model's raw reply, ``repair`` it where asked (repair.py), then judge it."""
     extraction = extract_code(reply)
     if extraction.code is None:
         return GateResult(reject("gate", extraction.reason, extraction.message))
-    result = check_code(extraction.code, memory)
+    code, repairs = extraction.code, []
+    if repair:
+        from symdisc.judge.repair import repair as repair_code
+
+        try:
+            code, repairs = repair_code(code, memory)
+        except (RecursionError, MemoryError, ValueError):
+            code, repairs = extraction.code, []
+    result = check_code(code, memory)
+    result.repairs = repairs
     if not result.verdict.ok and result.verdict.reason == "syntax" and extraction.truncated:
         result.verdict.message += " (the reply's code block was never closed: truncated?)"
     return result

@@ -43,7 +43,7 @@ def serve(stdin=None, stdout=None) -> None:
             gc.collect()
         try:
             request = json.loads(line)
-            result = check_reply(request["reply"], request.get("memory", SCALAR))
+            result = check_reply(request["reply"], request.get("memory", SCALAR), bool(request.get("repair")))
             answer = result.as_dict()
         except Exception as exc:  # a gate bug must not kill the gate: report it as a rejection
             answer = GateResult(reject("gate", "crash", f"gate error: {type(exc).__name__}: {exc}")).as_dict()
@@ -76,12 +76,13 @@ class GateClient(ChildProcess):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def check(self, reply: str, memory: str = SCALAR) -> GateResult:
-        """Judge a raw model reply. Always returns a result; a dead or stalled gate is a rejection."""
+    def check(self, reply: str, memory: str = SCALAR, repair: bool = False) -> GateResult:
+        """Judge a raw model reply (repaired first where ``repair``: judge/repair.py). Always returns a
+        result; a dead or stalled gate is a rejection."""
         if not self.alive:
             self.kill()
             self.start()
-        line = self.read_line(self.timeout_s, SPIN_S) if self.send({"reply": reply, "memory": memory}) else None
+        line = self.read_line(self.timeout_s, SPIN_S) if self.send({"reply": reply, "memory": memory, "repair": repair}) else None
         if line is None:
             stalled = self.alive
             self.kill()
@@ -90,7 +91,7 @@ class GateClient(ChildProcess):
             return GateResult(reject("gate", reason, f"the gate process {what} on this input"))
         data = json.loads(line)
         return GateResult(Verdict(**data["verdict"]), code=data.get("code"), normalized=data.get("normalized"),
-                          ast_hash=data.get("ast_hash"))
+                          ast_hash=data.get("ast_hash"), repairs=data.get("repairs") or [])
 
 
 if __name__ == "__main__":

@@ -151,7 +151,10 @@ def child_results(store: Store, compare_id: str) -> dict:
             "best": None if best is None else {
                 "id": best["id"], "origin": best["origin"], "name": best.get("name"), "fitness": best["fitness"],
                 "fidelity": fidelity_of(best), "rank_score": rank_score(best), "heldout": best.get("heldout"),
-                "audit": best.get("audit")},
+                "audit": best.get("audit"),
+                # a fitted seed is the seed's, not the search's own
+                "fitted_seed": best["origin"] == "fit" and any(c["id"] == best["parent_id"] and c["origin"] == "seed"
+                                                               for c in cands)},
         })
     return results
 
@@ -196,8 +199,9 @@ def summarize_compare(results: dict, evaluations: Optional[int], minutes: Option
         row["wall_s_mean"] = statistics.mean(r["wall_s"] for r in runs)
         row["candidates_mean"] = statistics.mean(r["candidates"] for r in runs)
         row["evaluated_mean"] = statistics.mean(r.get("evaluated", 0) for r in runs)
-        # how many repeats ended with a proposed candidate, not a built-in seed, on top
-        row["own_best"] = sum(1 for r in runs if r.get("best") and r["best"]["origin"] != "seed")
+        # how many repeats ended with a proposed candidate, not a built-in seed (or its fit), on top
+        row["own_best"] = sum(1 for r in runs if r.get("best") and r["best"]["origin"] != "seed"
+                              and not r["best"].get("fitted_seed"))
         row["repeats"] = len(runs)
         table[name] = row
     return {"table": table, "evaluations": evaluations, "minutes": minutes}

@@ -164,3 +164,55 @@ class Islands:
         self.children = {int(k): int(v) for k, v in data.get("children", {}).items()}
         self.recent = {int(k): list(v) for k, v in data.get("recent", {}).items()}
         self.migrations = list(data.get("migrations", []))
+
+
+class RateBandit:
+    """UCB over arms rewarded per wall-clock second: the arm whose reward per second of its own time
+    is highest, plus an exploration bonus in the same units (the overall rate times UCB1's term).
+    Arms never tried are tried first. What an arm costs is the time from its proposal to its verdict."""
+
+    def __init__(self, arms: Sequence, exploration: float = 1.0):
+        self.arms = [str(a) for a in arms]
+        self.exploration = exploration
+        self.n = {a: 0 for a in self.arms}
+        self.reward = {a: 0.0 for a in self.arms}
+        self.seconds = {a: 0.0 for a in self.arms}
+
+    def rate(self, arm: str) -> float:
+        return self.reward[arm] / max(self.seconds[arm], 1e-3)
+
+    def choose(self, rng: random.Random, allowed: Optional[Sequence] = None) -> str:
+        arms = [a for a in self.arms if allowed is None or a in {str(x) for x in allowed}] or list(self.arms)
+        untried = [a for a in arms if self.n[a] == 0]
+        if untried:
+            return rng.choice(untried)
+        total = sum(self.n[a] for a in arms)
+        overall = sum(self.reward[a] for a in arms) / max(sum(self.seconds[a] for a in arms), 1e-3)
+        scale = max(overall, 1e-3)
+
+        def ucb(a):
+            return self.rate(a) + self.exploration * scale * math.sqrt(2.0 * math.log(total) / self.n[a])
+
+        best = max(ucb(a) for a in arms)
+        return rng.choice([a for a in arms if ucb(a) >= best - 1e-12])
+
+    def update(self, arm, reward: float, seconds: float) -> None:
+        arm = str(arm)
+        if arm not in self.n:
+            self.arms.append(arm)
+            self.n[arm], self.reward[arm], self.seconds[arm] = 0, 0.0, 0.0
+        self.n[arm] += 1
+        self.reward[arm] += reward
+        self.seconds[arm] += max(0.0, seconds)
+
+    def to_dict(self) -> dict:
+        return {a: {"n": self.n[a], "reward": round(self.reward[a], 6), "seconds": round(self.seconds[a], 3)}
+                for a in self.arms}
+
+    def load(self, data: Optional[dict]) -> None:
+        for arm, d in (data or {}).items():
+            if arm not in self.n:
+                self.arms.append(arm)
+            self.n[arm] = int(d.get("n", 0))
+            self.reward[arm] = float(d.get("reward", 0.0))
+            self.seconds[arm] = float(d.get("seconds", 0.0))

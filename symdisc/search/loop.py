@@ -1,4 +1,11 @@
-"""The discovery loop: select -> prompt -> propose -> extract -> gate -> sandbox -> store.
+"""The discovery loop: sources of programs -> (repair) -> gate -> sandbox -> store.
+
+One scheduler feeds one judge. Its sources are the run's proposer, whose ``abilities`` say how it
+delivers (one proposal at a time; ``batched`` requests a model decodes together; ``asynchronous``
+replies that arrive on their own, taken at every step), and constant fitting (``FITTING_PROPOSERS``:
+the seeds when a run starts, then promising programs). Every proposal, whatever its source, goes in
+through ``_take``: stored, judged, reported back. The cluster loop (search/cluster) reuses the same
+halves of judging (``screen`` before the sandbox, ``settle`` after) with evaluation overlapped.
 
 Every candidate is one row in the run database, written as soon as the model has replied (status
 ``pending``), then completed with its verdict. A run killed at any point loses at most the
@@ -17,6 +24,10 @@ from typing import Callable, Optional
 
 from symdisc import rules
 from symdisc.config import EvolveConfig
+
+# Strategies whose runs fit constants (search/proposers/fit.py), and who decides when: the loop
+# (whenever a program is due) or the proposer's own bandit. Both fit the seeds when a run starts.
+FITTING_PROPOSERS = {"mutate": "loop", "rl": "loop", "hybrid": "proposer"}
 from symdisc.errors import ConfigError, UsageError
 from symdisc.search.programs import ProgramDatabase
 from symdisc.search.prompting import PromptTexts, load_prompts
@@ -55,12 +66,14 @@ class Evolution:
         self.session_start = time.monotonic()
         self.stats = {"generated": 0, "tokens_out": 0, "gen_ms": 0.0}
         self.audit_report: Optional[dict] = None
+        self._search: Optional[dict] = None  # the run's search state (runs.search_json), one part per source
+        self.fitter = None  # constant fitting, a second source beside the proposer (FITTING_PROPOSERS)
 
     # -- construction --------------------------------------------------------------------------
     @staticmethod
     def _as_proposer(proposer, params_b: Optional[float]):
-        """A text-generation backend stands for the llm proposer around it."""
-        if hasattr(proposer, "generate"):
+        """A text-generation backend (no declared abilities) stands for the llm proposer around it."""
+        if getattr(proposer, "abilities", None) is None:
             from symdisc.search.proposers.llm import LLMProposer
 
             return LLMProposer(proposer, params_b)
@@ -107,6 +120,7 @@ class Evolution:
             self.proposer.start(self)
             self._seed()
             self._finish_pending()
+            self._start_fitting()
             self.first_proposal_seq = self.store.next_seq(self.run_id)
             self._propose_until_spent()
         except KeyboardInterrupt:
@@ -128,11 +142,8 @@ class Evolution:
     # -- several requests in flight (--parallel N) ---------------------------------------------
     def _batched_backend(self):
         """The proposer's backend when it decodes several requests together (``submit``/``wait``)."""
-        backend = getattr(self.proposer, "backend", None)
-        others = [b for _, b, _ in getattr(self.proposer, "models", [])]
-        if (self.config.parallel > 1 and hasattr(self.proposer, "prepare") and hasattr(backend, "submit")
-                and all(hasattr(b, "submit") for b in others)):
-            return backend
+        if self.config.parallel > 1 and self.proposer.abilities.batched:
+            return self.proposer.backend
         return None
 
     def _propose_in_parallel(self, backend) -> None:
@@ -158,9 +169,7 @@ class Evolution:
             for index in sorted({i for i, _ in inflight}):
                 for ticket, generation in backends[index].wait():
                     got, draft = inflight.pop((index, ticket))
-                    proposal = self.proposer.finish(draft, generation)
-                    candidate_id = self._store_proposal(got, proposal)
-                    self.proposer.observe(proposal.genome, self.judge(candidate_id, proposal.text))
+                    self._take(self.proposer.finish(draft, generation), got)
 
     def _room_for(self, coming: int) -> bool:
         """Budget for one more proposal, counting the ``coming`` ones still being generated."""
@@ -173,14 +182,56 @@ class Evolution:
             return False
         return True
 
-    def step(self) -> dict:
-        seq = self.store.next_seq(self.run_id)
-        self.on_event("generating", {"seq": seq})
-        proposal: Proposal = self.proposer.propose(self, seq)
+    def _start_fitting(self) -> None:
+        """Strategies that fit constants fit every seed first (the bar a run's own programs must clear)."""
+        if self.config.proposer not in FITTING_PROPOSERS:
+            return
+        from symdisc.search.proposers.fit import FitSource
+
+        self.fitter = FitSource()
+        self.fitter.start(self)
+        while not self._budget_spent():
+            row = self.fitter.due(self, seeds_only=True)
+            if row is None:
+                break
+            self._take(self.fitter.propose(self, self.store.next_seq(self.run_id), row))
+
+    def proxy_score(self, code: str) -> Optional[float]:
+        """The proxy fitness of a program (gate, then sandbox), None when it fails: what a fit maximises."""
+        gated = self.gate.check(code, self.config.memory)
+        if not gated.verdict.ok:
+            return None
+        answer = self.sandbox.evaluate(gated.normalized, **self.evaluation_args())
+        return answer.get("fitness") if answer.get("ok") else None
+
+    def _take(self, proposal: Optional[Proposal], seq: Optional[int] = None) -> Optional[dict]:
+        """The one way in for a proposal from any source: store it (pending), judge it (a model's
+        reply repaired first), and report the verdict back to the proposer."""
+        if proposal is None:
+            return None
+        seq = self.store.next_seq(self.run_id) if seq is None else seq
         candidate_id = self._store_proposal(seq, proposal)
-        row = self.judge(candidate_id, proposal.text)
+        row = self.judge(candidate_id, proposal.text, repair=proposal.origin == "llm")
         self.proposer.observe(proposal.genome, row)
         return row
+
+    def step(self) -> Optional[dict]:
+        """One round of the scheduler: the replies an asynchronous source has ready, then a fit when
+        one is due (where the loop schedules fitting), then one proposal; each stored and judged."""
+        if self.proposer.abilities.asynchronous:
+            for proposal in self.proposer.poll(self):
+                self._take(proposal)
+                if self._budget_spent():
+                    return None
+        seq = self.store.next_seq(self.run_id)
+        self.on_event("generating", {"seq": seq})
+        if self.fitter is not None and FITTING_PROPOSERS.get(self.config.proposer) == "loop" \
+                and self.fitter.due(self) is not None:
+            row = self._take(self.fitter.propose(self, seq))
+            if row is not None:
+                return row
+            seq = self.store.next_seq(self.run_id)
+        return self._take(self.proposer.propose(self, seq), seq)
 
     def _store_proposal(self, seq: int, proposal: Proposal) -> int:
         """The reply is stored (status pending) before it is judged, so a killed run can re-judge it."""
@@ -193,15 +244,16 @@ class Evolution:
             gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None,
             **(proposal.meta or {}))  # issue 12: operator, model, island, temperature, other_id
 
-    def judge(self, candidate_id: int, reply: str, always_heldout: bool = False) -> dict:
-        """Gate, deduplicate, evaluate and record one candidate; returns its final row."""
-        update, code = self.screen(candidate_id, reply)
+    def judge(self, candidate_id: int, reply: str, always_heldout: bool = False, repair: bool = False) -> dict:
+        """Gate, deduplicate, evaluate and record one candidate; returns its final row. ``repair``: a
+        model's reply, mechanically repaired before the gate (judge/repair.py)."""
+        update, code = self.screen(candidate_id, reply, repair)
         if code is None:
             return self._record(candidate_id, update)
         answer = self.sandbox.evaluate(code, **self.evaluation_args())
         return self.settle(candidate_id, update, answer, code, always_heldout)
 
-    def screen(self, candidate_id: int, reply: str) -> tuple[dict, Optional[str]]:
+    def screen(self, candidate_id: int, reply: str, repair: bool = False) -> tuple[dict, Optional[str]]:
         """The half of judging before the sandbox: gate and deduplicate by program text.
 
         Returns the row update so far and the normalized code to evaluate, or None for the code when
@@ -209,13 +261,16 @@ class Evolution:
         evaluation, makes a repeat that arrives while the first copy is being evaluated a duplicate.
         """
         t0 = time.perf_counter()
-        gated = self.gate.check(reply, self.config.memory)
+        gated = self.gate.check(reply, self.config.memory, repair=repair)
         gate_ms = (time.perf_counter() - t0) * 1e3
         v = gated.verdict
         update = dict(code=gated.code, normalized=gated.normalized, ast_hash=gated.ast_hash, gate_ms=gate_ms)
+        if gated.repairs:
+            update["repairs"] = json.dumps(gated.repairs)
         if not v.ok:
             update.update(status="rejected", stage="gate", reason=v.reason, message=v.message, line=v.line)
             return update, None
+        update["ast_hash"] = gated.ast_hash = live_hash(gated.normalized, gated.ast_hash, self.config.memory)
         earlier = self.db.known_hash(gated.ast_hash)
         if earlier is not None:
             update.update(status="duplicate", stage="gate", reason="repeat", duplicate_of=earlier,
@@ -375,6 +430,16 @@ class Evolution:
         return report
 
     # -- helpers -------------------------------------------------------------------------------
+    def search_state(self) -> dict:
+        """The run's stored search state (``runs.search_json``): one part per source of programs."""
+        if self._search is None:
+            self._search = dict(self.store.get_run(self.run_id).get("search") or {})
+        return self._search
+
+    def save_search_state(self, part: str, state: dict) -> None:
+        self.search_state()[part] = state
+        self.store.update_run(self.run_id, search_json=self._search)
+
     def _record(self, candidate_id: int, update: dict) -> dict:
         self.store.update_candidate(candidate_id, **update)
         row = self.store.get_candidate(candidate_id)
@@ -465,7 +530,7 @@ class Evolution:
         """Replies stored by a run that was killed before their verdict: judge them now."""
         for row in self.store.candidates(self.run_id, ["pending"]):
             self.on_event("resumed", {"seq": row["seq"]})
-            judged = self.judge(row["id"], row["response"] or "")
+            judged = self.judge(row["id"], row["response"] or "", repair=row["origin"] == "llm")
             self.proposer.observe(json.loads(row["genome_json"]) if row.get("genome_json") else None, judged)
 
     def llm_candidates(self) -> int:
@@ -503,12 +568,15 @@ class Evolution:
             "best_fidelity": best.get("fidelity") if best else None,
             "best_rank_score": best.get("rank_score") if best else None,
             "audit": self.audit_report,
+            "repairs": self.store.repair_counts(self.run_id),
         }
 
     def _save_summary(self) -> None:
         self.store.update_run(self.run_id, summary_json=self.summary())
 
     def _close(self, status: str) -> dict:
+        if self.proposer.abilities.asynchronous:
+            self.proposer.stop()
         if status == "finished":
             try:
                 self.audit()
@@ -521,6 +589,25 @@ class Evolution:
             pass  # the database may be the thing that failed; the run stays resumable either way
         self.on_event("end", {"status": status, "summary": summary})
         return summary
+
+
+def live_hash(code: Optional[str], gate_hash: Optional[str], memory: str) -> Optional[str]:
+    """The hash of a gated program's live part (statements that never reach the return dropped),
+    so that two programs differing only in dead code are one program. The code has passed the gate,
+    so parsing it here is safe."""
+    from symdisc.judge.gate import check_code
+    from symdisc.search.deadcode import prune
+
+    if not code:
+        return gate_hash
+    try:
+        pruned = prune(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return gate_hash
+    if pruned == code:
+        return gate_hash
+    gated = check_code(pruned, memory)
+    return gated.ast_hash if gated.verdict.ok else gate_hash
 
 
 def _pid_alive(pid: int) -> bool:

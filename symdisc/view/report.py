@@ -262,6 +262,7 @@ def run_data(store: Store, run_id: str) -> dict:
                if r.get("heldout") is not None]
     cfg = run.get("config") or {}
     cfg_shown = {k: v for k, v in cfg.items() if k != "prompts"}
+    repairs = store.repair_counts(run["id"])
     return {
         "format": 1,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -274,7 +275,7 @@ def run_data(store: Store, run_id: str) -> dict:
         "columns": [c for c in _OPTIONAL_GROUPS if c in columns],
         "candidates": rows,
         "counts": {"candidates": len(rows), "proposed": sum(r["origin"] != "seed" for r in rows),
-                   "evaluated": len(evaluated)},
+                   "evaluated": len(evaluated), "repaired": repairs["repaired"], "repair_saved": repairs["saved"]},
         "best": leaders[0]["id"] if leaders else None,
         "best_so_far": _best_so_far(rows),
         "outcomes": _outcomes(rows, columns),

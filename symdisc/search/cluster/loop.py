@@ -45,10 +45,13 @@ class _Evaluation:
 class ClusterEvolution(Evolution):
     """The loop of ``Evolution`` with proposal and evaluation overlapped on a ``Cluster`` (its sandbox)."""
 
+    def _start_fitting(self) -> None:
+        """Constant fitting scores its trials in the local sandbox; a clustered run does not fit."""
+
     def _propose_until_spent(self) -> None:
         ray = _ray()
         cluster: Cluster = self.sandbox
-        self._remote = hasattr(self.proposer, "prepare") and bool(cluster.proposers.actors)
+        self._remote = self.proposer.abilities.needs_model and bool(cluster.proposers.actors)
         self._gens: dict = {}  # object ref -> _Generation
         self._evals: dict = {}  # object ref -> _Evaluation
         self._queue: deque = deque()  # gated candidates waiting for an evaluator
@@ -156,7 +159,7 @@ class ClusterEvolution(Evolution):
     def _accept(self, seq: int, proposal) -> None:
         """Store a proposal (pending) and gate it; what passes waits for an evaluator."""
         candidate_id = self._store_proposal(seq, proposal)
-        update, code = self.screen(candidate_id, proposal.text)
+        update, code = self.screen(candidate_id, proposal.text, repair=proposal.origin == "llm")
         if code is None:
             self.proposer.observe(proposal.genome, self._record(candidate_id, update))
         else:

@@ -1,6 +1,7 @@
 """Search strategies behind one small interface: each proposes candidate source text.
 
-``llm`` asks a language model; ``genome`` runs a genetic algorithm over optimizer genomes;
+``llm`` asks a language model; ``mutate`` edits the run's programs (search/mutations.py); ``hybrid``
+runs both, the model in the background; ``genome`` runs a genetic algorithm over optimizer genomes;
 ``tpe`` samples the same genome space with Optuna's TPE; ``random`` samples it uniformly. All
 write the same run tables, and every proposal goes through the same gate, sandbox and funnel.
 """
@@ -11,6 +12,20 @@ from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
 from symdisc.config import LLM_PROPOSERS, PROPOSERS  # noqa: F401 (re-exported)
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """What a source of programs can do; the loop reads this instead of probing for methods.
+
+    ``batched``: it hands out requests (``prepare``) that a model decodes several at a time
+    (``submit``/``wait``) and turns the answers into proposals (``finish``). ``asynchronous``: its
+    proposals arrive on their own while the loop judges others (``poll``). ``needs_model``: it cannot
+    run without a text-generation backend."""
+
+    batched: bool = False
+    asynchronous: bool = False
+    needs_model: bool = False
 
 
 @dataclass
@@ -29,6 +44,7 @@ class Proposal:
 class Proposer(Protocol):
     name: str
     info: dict  # recorded with the run (model, backend, ...)
+    abilities: Abilities
 
     def start(self, evolution) -> None: ...  # the run exists now (and may be a resumed one)
 
@@ -36,19 +52,35 @@ class Proposer(Protocol):
 
     def observe(self, genome: Optional[dict], row: dict) -> None: ...  # a verdict came back
 
+    # asynchronous sources only: ``poll`` hands over the proposals that arrived, ``stop`` ends the
+    # background work when the run ends (``close`` also releases the model)
+
     def close(self) -> None: ...
 
 
-def make_proposer(name: str, backend=None, params_b: Optional[float] = None):
-    """A proposer by name; ``llm`` wraps a text-generation backend."""
+def make_proposer(name: str, backend=None, params_b: Optional[float] = None, models=None):
+    """A proposer by name; the model-backed ones wrap a text-generation backend (or ``models``:
+    [(name, backend, params_b)] for a bandit over several)."""
     from symdisc.errors import ConfigError
 
     if name in LLM_PROPOSERS:
         from symdisc.search.proposers.llm import LLMProposer
 
-        if backend is None:
-            raise ConfigError("the llm proposer needs a model backend")
-        return LLMProposer(backend, params_b, mode=name)
+        if backend is None and not models:
+            raise ConfigError(f"the {name} proposer needs a model backend")
+        if name == "hybrid":
+            from symdisc.search.proposers.hybrid import HybridProposer
+
+            return HybridProposer(LLMProposer(backend, params_b, mode="llm", models=models))
+        return LLMProposer(backend, params_b, mode=name, models=models)
+    if name == "mutate":
+        from symdisc.search.proposers.mutate import MutateProposer
+
+        return MutateProposer()
+    if name == "rl":
+        from symdisc.search.proposers.rl import RLProposer
+
+        return RLProposer()
     if name == "genome":
         from symdisc.search.proposers.genetic import GeneticProposer
 

@@ -7,7 +7,7 @@ import random
 from typing import Optional
 
 from symdisc.search.genome import Genome, crossover, mutate, random_genome, to_source
-from symdisc.search.proposers import Proposal
+from symdisc.search.proposers import Abilities, Proposal
 from symdisc.store import rank_value
 
 
@@ -20,6 +20,7 @@ def _genome_rows(evolution) -> list[dict]:
 class RandomProposer:
     name = "random"
     info = {"backend": "random", "model": None}
+    abilities = Abilities()
 
     def start(self, evolution) -> None:
         pass
@@ -45,6 +46,7 @@ class GeneticProposer:
 
     name = "genome"
     info = {"backend": "genome", "model": None}
+    abilities = Abilities()
 
     def __init__(self, population: int = 16, tournament: int = 3, rate_start: float = 0.5, rate_end: float = 0.1):
         self.population = population

@@ -26,7 +26,7 @@ from symdisc.llm import Generation, Request
 from symdisc.search.diversity import REWARD_MAX, Bandit, Islands
 from symdisc.search.prompting import (UPDATE_GRAMMAR, grammar_enabled, operator_message, program_text,
                                       user_message)
-from symdisc.search.proposers import Proposal
+from symdisc.search.proposers import Abilities, Proposal
 from symdisc.store import best_key, rank_value
 
 EDITS = ("mutate", "crossover", "constants", "simplify")  # operators that need a parent with a score
@@ -63,6 +63,9 @@ class LLMProposer:
         self.last_user: Optional[str] = None
         self.sent: set = set()
         self.fixed: set = set()  # broken candidates already given to the fix operator
+        # batched when every backend decodes several requests together (llm/batched.py's interface)
+        batched = all(callable(getattr(b, "submit", None)) for _, b, _ in self.models)
+        self.abilities = Abilities(batched=batched, needs_model=True)
 
     # -- run lifecycle -------------------------------------------------------------------------
     def start(self, evolution) -> None:
@@ -99,8 +102,9 @@ class LLMProposer:
 
     def _save(self) -> None:
         evo = self.evolution
-        if evo is not None:
-            evo.store.update_run(evo.run_id, search_json=self.state())
+        if evo is not None:  # the run's search state keeps the parts of other sources (hybrid)
+            evo.search_state().update(self.state())
+            evo.store.update_run(evo.run_id, search_json=evo.search_state())
 
     # -- proposing -----------------------------------------------------------------------------
     def propose(self, evolution, seq: int) -> Proposal:

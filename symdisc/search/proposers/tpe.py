@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from symdisc.search.genome import MAX_TERMS, RANGES, SCALAR_TERMS, TERMS, Genome, to_source
-from symdisc.search.proposers import Proposal
+from symdisc.search.proposers import Abilities, Proposal
 from symdisc.store import rank_value
 
 FAILED_VALUE = 0.0  # rejected or failed candidates score zero
@@ -25,6 +25,7 @@ def startup_trials(budget: int) -> int:
 class TPEProposer:
     name = "tpe"
     info = {"backend": "tpe", "model": None}
+    abilities = Abilities()
 
     def __init__(self):
         self.study = None

@@ -384,7 +384,8 @@
                  ["memory", r.config.memory], ["proposer", r.config.proposer], ["seed", r.config.seed], ["budget", budget],
                  ["selected on", r.selected_on],
                  ["created (UTC)", r.created_at], ["updated (UTC)", r.updated_at], ["elapsed", secs(s.elapsed_s)], ["host", r.host],
-                 ["passed the gate", s.passed_gate], ["tokens/s", s.tokens_per_s], ["candidates/min", s.candidates_per_min]];
+                 ["passed the gate", s.passed_gate], ["tokens/s", s.tokens_per_s], ["candidates/min", s.candidates_per_min],
+                 ["replies repaired (saved)", DATA.counts.repaired ? DATA.counts.repaired + " (" + DATA.counts.repair_saved + ")" : null]];
     Object.keys(v).forEach(function (k) { facts.push([k, v[k]]); });
     var grid = el("div", { "class": "facts" }, [el("div", {}, [el("b", { text: "candidates" }), el("span", { id: "n-candidates", text: String(DATA.candidates.length) }),
       " (" + DATA.counts.proposed + " proposed, " + DATA.counts.evaluated + " evaluated)"])]);
