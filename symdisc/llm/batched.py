@@ -5,7 +5,8 @@ low-level API: one ``llama_decode`` per step carries one token of every sequence
 plus a chunk of the prompts still being read. Each sequence has its own sampler chain (grammar,
 temperature, top-p, seed), built exactly as ``Llama.create_chat_completion`` builds it, and its prompt
 is rendered by llama-cpp-python's own chat handler, so with the same request it returns what
-``LlamaCppBackend`` returns (greedy decoding: token for token; the test checks it).
+``LlamaCppBackend`` returns (greedy decoding: the same replies up to the rounding of llama.cpp's
+kernels, which depends on each micro-batch's shape; the end-to-end test checks it).
 
 Prompt reuse: sequence 0 is reserved for the run's fixed system prefix, evaluated once; a new
 request starts from the longest common token prefix with anything already in the cache (the
