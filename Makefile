@@ -67,9 +67,9 @@ bench: install models
 	$(BIN)/python benchmarks/evolve_speed.py
 	$(BIN)/python benchmarks/report_scale.py
 
-# The README's schema section, regenerated from the migrations (make test checks it is current).
+# The schema section of docs/schema.md, regenerated from the migrations (make test checks it is current).
 schema: install
-	$(BIN)/python -m symdisc.schema_doc --write README.md
+	$(BIN)/python -m symdisc.schema_doc --write docs/schema.md
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,7 +1,7 @@
-"""The README's schema section, generated from the migrations and the vocabulary, so it cannot go stale.
+"""The schema section of docs/schema.md, generated from the migrations and the vocabulary, so it cannot go stale.
 
-``python -m symdisc.schema_doc`` prints it; ``--write README.md`` replaces the text between the
-markers below. ``make test`` checks that the README holds exactly what this module generates.
+``python -m symdisc.schema_doc`` prints it; ``--write docs/schema.md`` replaces the text between the
+markers below. ``make test`` checks that docs/schema.md holds exactly what this module generates.
 """
 
 from __future__ import annotations

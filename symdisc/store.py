@@ -1,6 +1,6 @@
 """The run database: SQLite in WAL mode, numbered migrations, the queries `symdisc runs` uses.
 
-The schema is a public interface (documented in the README). Migrations are append-only: each is
+The schema is a public interface (documented in docs/schema.md). Migrations are append-only: each is
 applied once, in order, inside a transaction, and recorded in ``_migrations``. A database written
 by a newer symdisc (a migration number this version does not know) is refused, not guessed at.
 """
@@ -21,7 +21,7 @@ from symdisc.errors import StoreError, UsageError
 from symdisc.resources import symdisc_home
 
 # Append-only: each migration is a list of statements, run in one transaction. The comments inside
-# the statements document the schema (the README's schema section is generated from them).
+# the statements document the schema (docs/schema.md's schema section is generated from them).
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ('create runs, candidates, evaluations', [
         """CREATE TABLE runs (
