@@ -15,7 +15,7 @@ can be stopped and continued. Loops of one seed run back to back, so partial res
 
 Run (every real-model measurement on the shared box under the lock):
   flock /work/measure.lock python benchmarks/novelty.py --models qwen2.5-coder-0.5b --seeds 3 --candidates 30
-  python benchmarks/novelty.py --table            # the README table from what --out holds
+  python benchmarks/novelty.py --table            # the table in docs/measurements.md from what --out holds
 """
 
 from __future__ import annotations

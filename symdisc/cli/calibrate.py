@@ -19,7 +19,7 @@ def calibrate(
                                              "built-in task, repeatable): the truth is each rule on the task at its "
                                              "full STEPS; the fidelities are the proxy and the task stages of a search."),
     rules: Optional[str] = typer.Option(None, "--rules", help="With --task: comma-separated library rules "
-                                        "(default: all 23)."),
+                                        "(default: every rule of the library)."),
     as_json: bool = typer.Option(False, "--json", help="With --task: print the result as JSON."),
 ) -> None:
     """Ground truth by real training for a library of 28 rules (lr tuned on training-data validation,

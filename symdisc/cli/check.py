@@ -18,9 +18,9 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     timeout: float = typer.Option(30.0, help="Wall-clock limit for the sandbox, in seconds."),
     score: bool = typer.Option(False, "--score", help="Also score it through every stage of the cascade a run "
-                               "would take it (proxy, held-out, long; the audit task reported beside)."),
+                               "would take it (proxy, heldout, long; the audit stage reported beside)."),
     task: Optional[list[str]] = typer.Option(None, "--task", help="With --score: a task file (PATH.py) or built-in "
-                                             "task for the held-out and long stages (repeatable; README, Task files)."),
+                                             "task for the heldout and long stages (repeatable; docs/tasks.md)."),
 ) -> None:
     """Run a candidate through the gate, the sandbox and the stage 0 probes (--score: the whole cascade)."""
     from symdisc.judge.checking import check_candidate, score_candidate

@@ -16,10 +16,10 @@ from symdisc.cli.render import print_compare, print_leaderboard
 
 TASK_HELP = ("A task file (PATH.py) or a built-in task (fmnist-noisy, mnist-noisy, lm-chars) to select on instead of "
              "the built-in real-data stages; repeat it to rank by the mean standardized score over several "
-             "(README, Task files).")
+             "(docs/tasks.md).")
 
 # Requests decoded together by in-process llama.cpp when --parallel is not given: chosen from
-# benchmarks/decode_throughput.py on this project's two-core machines (README, Faster generation).
+# benchmarks/decode_throughput.py on this project's two-core machines (docs/measurements.md, Batched generation).
 DEFAULT_PARALLEL = 4
 
 
@@ -33,8 +33,8 @@ def evolve(
     api_concurrency: int = typer.Option(1, "--api-concurrency", help="Requests at once per --api-base server."),
     api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
-    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm, mutate (program mutations and fitted constants, no model), hybrid (mutate with the model as one more source), rl (REINFORCE over the mutation kinds), genome (GA), tpe (Optuna), random, llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
-    funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on a held-out real-data task."),
+    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm (the model, with prompt operators on islands), mutate (program mutations and fitted constants, no model), hybrid (mutate with the model as one more source), rl (REINFORCE over the mutation kinds), genome (evo-optimizer's genetic algorithm), tpe (Optuna's TPE over genomes), random (random genomes), llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
+    funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on the cascade's real-data stages (heldout, long; the audit reported beside); --no-funnel: the proxy alone."),
     task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP),
     candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget: wall-clock minutes."),
@@ -46,7 +46,7 @@ def evolve(
     temperature: Optional[float] = typer.Option(None, help="One sampling temperature for every request (default: llm draws from --temperatures, the others use the run config's 0.8)."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Longest reply, in tokens (default 320)."),
     threads: Optional[int] = typer.Option(None, help="llama.cpp threads (default: all cores; evaluation runs between generations)."),
-    parallel: Optional[int] = typer.Option(None, "--parallel", help=f"In-process llama.cpp: requests decoded together, sharing prompt prefixes (default {DEFAULT_PARALLEL}; 1: one at a time). See README, Faster generation."),
+    parallel: Optional[int] = typer.Option(None, "--parallel", help=f"In-process llama.cpp: requests decoded together, sharing prompt prefixes (default {DEFAULT_PARALLEL}; 1: one at a time). See docs/models.md, Faster generation."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="local (one process, the default), auto (a Ray cluster running here, else a new one) or a Ray address HEAD:6379."),
     proposers: Optional[int] = typer.Option(None, "--proposers", help="Cluster: proposer actors (default: one per node for llama.cpp, else one)."),
     evaluators: Optional[int] = typer.Option(None, "--evaluators", help="Cluster: evaluator actors, one sandbox each (default: the free CPUs)."),
@@ -54,7 +54,7 @@ def evolve(
     fake_delay: float = typer.Option(0.0, "--fake-delay", hidden=True),
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ) -> None:
-    """Discover update rules: the model proposes, the gate and sandbox judge, the best survive."""
+    """Discover update rules: a proposer (the model by default) writes candidates, the gate, the sandbox and the cascade judge them, the best survive."""
     from symdisc.config import EvolveConfig, SamplingConfig, parse_seed_rules
     from symdisc.search.loop import Evolution
     from symdisc.judge.gateproc import GateClient
@@ -218,20 +218,20 @@ def _several_models(config, store, say, clustered: bool):
 
 @app.command()
 def compare(
-    proposers: str = typer.Option("llm,genome,tpe,random", help="Comma-separated strategies (also llm-independent: the seed prompt sampled independently, the baseline; llm-legacy: the loop before operators)."),
+    proposers: str = typer.Option("llm,genome,tpe,random", help="Comma-separated strategies, the proposers of evolve --proposer: llm, llm-legacy, llm-independent (the seed prompt sampled independently, the baseline), mutate, hybrid, rl, genome, tpe, random."),
     evaluations: Optional[int] = typer.Option(None, "--evaluations", "-e", help="Budget per repeat: sandbox evaluations (default 50 without --minutes)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget per repeat: wall-clock minutes, the same for every strategy (instead of --evaluations)."),
     repeats: int = typer.Option(2, "--repeats", "-r", help="Independent repeats per strategy (seeds 0..R-1)."),
-    memory: str = typer.Option("scalar", "--memory", "-m"),
+    memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers, for every strategy."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated built-in rules that start every repeat's population (default: the memory class's seeds)."),
     model: Optional[list[str]] = typer.Option(None, "--model", help="Model for the llm strategies; repeat it to let the bandit choose among several."),
     parallel: int = typer.Option(DEFAULT_PARALLEL, "--parallel", help="llm strategy, in-process llama.cpp: requests decoded together (1: one at a time)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="llama.cpp threads of the shared model (default: all cores; hybrid pins the model to one core)."),
-    funnel: bool = typer.Option(True, "--funnel/--no-funnel"),
+    funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on the cascade's real-data stages (heldout, long); --no-funnel: the proxy alone."),
     task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped comparison (its id or latest): finished runs are kept, the stopped one goes on."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figure (default: runs/compare/RUN_ID)."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Run search strategies with the same budget (evaluations or minutes) and compare their best-so-far."""
     from symdisc.search.compare import plot_compare, run_compare

@@ -68,7 +68,7 @@ def runs_show(
     run_id: str = typer.Argument(..., help="A run id, a unique prefix, or latest."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Summary, leaderboard, rejection histogram and best code of a run."""
+    """Summary, leaderboard, rejections by reason and best code of a run."""
     store = _open_store()
     run = store.get_run(run_id)
     if run["kind"] == "compare":

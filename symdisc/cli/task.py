@@ -13,7 +13,7 @@ from symdisc.cli.base import _print_json, _stderr, _stdout, app
 from symdisc.errors import UsageError
 
 task_app = typer.Typer(no_args_is_help=True, help="Task files: your own training task for evolve, check, bench, "
-                                                   "compare and calibrate (README, Task files).")
+                                                   "compare and calibrate (docs/tasks.md).")
 app.add_typer(task_app, name="task")
 
 CHECK_LRS = (1e-3, 1e-1)

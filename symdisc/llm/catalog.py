@@ -355,7 +355,7 @@ def params_from_filename(filename: str) -> Optional[float]:
 
 
 # What `--model auto` prefers: the models measured by benchmarks/novelty.py in the order of their
-# new programs per minute there (README, "Novelty"), then the unmeasured ones in catalog order.
+# new programs per minute there (docs/measurements.md), then the unmeasured ones in catalog order.
 AUTO_PREFERENCE = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b")  # about 1.6 vs 0.3 new programs/min, 2026-12-01
 
 

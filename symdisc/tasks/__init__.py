@@ -1,6 +1,6 @@
 """Task files: which training task a search selects on, as a plain Python file the user owns.
 
-The contract (README, Task files)::
+The contract (docs/tasks.md)::
 
     NAME = "my-task"   # optional: defaults to the file's stem
     STEPS = 300        # optional: the steps of a full-fidelity run (default DEFAULT_STEPS)
