@@ -2,7 +2,7 @@
 one more source whose replies join the population as they arrive.
 
 The model decodes in a background thread, one request at a time, on its own core (llama.cpp pinned
-to core 0, the sandbox worker to core 1: shared/README.md measured that pinned, both run at full
+to core 0, the sandbox worker to core 1: DEVELOPERS.md records that pinned, both run at full
 speed, while unpinned llama.cpp beside torch slows about eight-fold). The loop never waits for it:
 each step first takes the replies that came back (``poll``), then judges one proposal of the
 mutation engine or the fitter. The model's prompts are built by the llm proposer from the run's
