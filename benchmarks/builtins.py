@@ -16,7 +16,8 @@ LBFGS_ITERATIONS iterations (each a gradient, plus line-search evaluations), so 
 many times as many steps: about the same number of gradients for all three.
 
 The defaults are the issue's protocol: fmnist-noisy, whole training set, 10 epochs, warmup-cosine,
-3 seeds, the same TPE budget for every optimizer. A smoke test of the script itself:
+5 seeds, every optimizer tuned alike by bench's learning-rate grid (on --tune-epochs-long runs when
+given). Paired differences against adam and sign-sgd, with Holm's correction over the table. A smoke test of the script itself:
 
     python benchmarks/builtins.py --only muon,adam --epochs 1 --seeds 1 --subset 2048 --tuner none \\
         --lbfgs-steps 3 --out benchmarks/results/builtins/smoke
@@ -88,26 +89,57 @@ def summarize(answers: dict, task: str, n_params: int) -> list[dict]:
                      "final_std": s["final_std"], "memory_class": s["memory_class"],
                      "declared_class": s.get("declared_class"), "state_bytes": s["state_bytes"],
                      "state_bytes_per_param": s["state_bytes"] / n_params, "steps_per_s": s["steps_per_s"],
-                     "diverged": s["diverged"], "wall_s": data.get("step_wall_s")})
-    adam = next((r for r in rows if r["optimizer"] == "adam" and "final_mean" in r), None)
-    for r in rows:
-        if adam and "final_mean" in r:
-            r["gap_to_adam"] = r["final_mean"] - adam["final_mean"]
+                     "diverged": s["diverged"], "wall_s": data.get("step_wall_s"),
+                     "final_by_seed": {int(k): v for k, v in (s.get("final_by_seed") or {}).items()},
+                     "early_mean": s.get("early_mean")})
+    paired_against(rows, ["adam", "sign-sgd"])
     return sorted(rows, key=lambda r: -r.get("final_mean", -1.0))
+
+
+def paired_against(rows: list[dict], references: list[str]) -> None:
+    """Each optimizer against each reference on their shared seeds (every step trains seed k from the
+    same weights, labels and batches): mean difference, 95% t-interval, paired t p, and Holm's
+    adjustment over the whole family of comparisons in this protocol."""
+    from symdisc.bench.stats import holm, paired
+
+    by_name = {r["optimizer"]: r for r in rows if r.get("final_by_seed")}
+    family = []
+    for r in rows:
+        for ref in references:
+            other = by_name.get(ref)
+            if other is None or r["optimizer"] == ref or not r.get("final_by_seed"):
+                continue
+            if r["optimizer"] in references and references.index(r["optimizer"]) < references.index(ref):
+                continue  # two references: compared once (the later against the earlier)
+            seeds = sorted(set(r["final_by_seed"]) & set(other["final_by_seed"]))
+            result = paired([r["final_by_seed"][k] for k in seeds], [other["final_by_seed"][k] for k in seeds])
+            r.setdefault("paired", {})[ref] = result
+            family.append(result)
+    for result, adjusted in zip(family, holm([f["p_t"] for f in family])):
+        result["p_holm"] = adjusted
+
+
+def _versus(r: dict, ref: str) -> str:
+    c = (r.get("paired") or {}).get(ref)
+    if not c or c["ci_low"] is None:
+        return ""
+    p = f"p {c['p_t']:.3g}, Holm {c['p_holm']:.3g}" if c.get("p_t") is not None else "no spread"
+    return f"{c['mean_diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] ({p})"
 
 
 def table(rows: list[dict], title: str) -> str:
     lines = [f"### {title}", "",
-             "| optimizer | class | final test acc (mean ± sd) | vs adam | state bytes / param | steps/s | lr |",
-             "|---|---|---|---|---|---|---|"]
+             "| optimizer | class | final test acc (mean ± sd) | early-stopped | vs adam (paired, 95% CI) | "
+             "vs sign-sgd (paired, 95% CI) | state bytes / param | steps/s | lr |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "final_mean" not in r:
-            lines.append(f"| {r['optimizer']} | failed: {r.get('failed')} | | | | | |")
+            lines.append(f"| {r['optimizer']} | failed: {r.get('failed')} | | | | | | | |")
             continue
-        gap = f"{r['gap_to_adam']:+.4f}" if "gap_to_adam" in r else ""
+        early = f"{r['early_mean']:.4f}" if r.get("early_mean") is not None else ""
         lines.append(f"| {r['optimizer']} | {r['memory_class']} | {r['final_mean']:.4f} ± {r['final_std']:.4f} "
-                     f"({r['seeds']} seeds) | {gap} | {r['state_bytes_per_param']:.3g} | {r['steps_per_s']:.3g} | "
-                     f"{r['lr']:.3g} |")
+                     f"({r['seeds']} seeds) | {early} | {_versus(r, 'adam')} | {_versus(r, 'sign-sgd')} | "
+                     f"{r['state_bytes_per_param']:.3g} | {r['steps_per_s']:.3g} | {r['lr']:.3g} |")
     return "\n".join(lines) + "\n"
 
 
@@ -119,7 +151,7 @@ def main() -> None:
                     f"{', '.join(BASELINES)} and lbfgs)")
     ap.add_argument("--task", default="fmnist-noisy")
     ap.add_argument("--epochs", type=float, default=10)
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--subset", type=int, default=None, help="training examples (default: the whole training set)")
     ap.add_argument("--schedule", default="warmup-cosine")
     ap.add_argument("--tuner", default="grid", help="bench's tuner, the same for every optimizer: grid (a widening "

@@ -1,4 +1,4 @@
-"""Calibration of every fidelity against real training (issue 13). Same as `symdisc calibrate`.
+"""Calibration of every fidelity against real training. Same as `symdisc calibrate`.
 
     flock /work/measure.lock python benchmarks/calibrate.py [--dir runs/calibration] [--phase truth|fidelity|report]
 

@@ -1,4 +1,4 @@
-"""The discovery campaign (issue 16): search, then an audited bench against tuned baselines.
+"""The discovery campaign: search, then an audited bench against tuned baselines.
 
     flock /work/measure.lock python benchmarks/campaign.py [--home DIR] [--out benchmarks/results/campaign]
 

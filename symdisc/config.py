@@ -134,7 +134,7 @@ class SamplingConfig:
 
 
 # Search strategies (symdisc.search.proposers). llm: operators, islands, weighted parents and a
-# bandit (issue 12); llm-legacy: the loop before it (the best programs and the last errors in every
+# bandit; llm-legacy: the loop without them (the best programs and the last errors in every
 # prompt); llm-independent: the seed prompt sampled independently every time, the baseline to beat.
 SCHEDULES = ("constant", "warmup-cosine")  # bench learning-rate schedules (judge/training.lr_factor)
 
@@ -208,7 +208,7 @@ class EvolveConfig:
     funnel: bool = True  # candidates that beat the incumbent also get the held-out real-data score
     prompt_programs: int = 4  # best programs shown to the model
     prompt_errors: int = 3  # the design card's "controlled amnesia": only the last three errors
-    # The llm proposer (issue 12): operators drawn by a bandit, parents by weight, islands.
+    # The llm proposer: operators drawn by a bandit, parents by weight, islands.
     operators: list = field(default_factory=lambda: ["explore", "mutate", "crossover", "constants", "simplify",
                                                      "fix"])
     islands: int = 3

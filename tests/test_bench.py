@@ -477,7 +477,7 @@ def test_time_to_target_and_the_performance_profile():
     assert stats.profile_area([0.0, 1.0], [1.0, 4.0]) == pytest.approx(0.5)
 
 
-# -- rules from a model train in the sandbox worker (issue 11) -----------------------------------------
+# -- rules from a model train in the sandbox worker  ------------------------------------------------
 HUNGRY = ("def update(grad, param, state, lr, t):\n"
           "    x = grad.reshape(-1, 1) * grad.reshape(1, -1)\n"
           "    return lr * grad + 0.0 * x.sum()\n")  # n x n: harmless on probe tensors, tens of GB on a CNN layer

@@ -1,7 +1,7 @@
 """Issue 12: small-model failure modes, each where it belongs, on replies in the shape real runs logged.
 
 tests/data/small_model_replies.json holds replies of qwen2.5-coder-0.5b/1.5b under the grammar
-(from benchmarks/novelty.py runs and the runs issue 12 describes), one list per failure mode.
+(from benchmarks/novelty.py runs and the first campaign's runs), one list per failure mode.
 """
 
 import json
@@ -47,7 +47,7 @@ def test_half_copied_programs_are_rejected_with_a_usable_error(reply):
 
 @pytest.mark.parametrize("reply", DATA["long_return"])
 def test_a_long_return_line_fits_the_grammar_now(reply):
-    old = grammar_regex(12, 100, 101)  # the grammar before issue 12: return lines cut at 90 characters
+    old = grammar_regex(12, 100, 101)  # the older grammar: return lines cut at 90 characters
     assert re.fullmatch(grammar_regex(), reply)
     assert not re.fullmatch(old, reply)
     assert check_reply(reply).verdict.ok

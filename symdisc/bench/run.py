@@ -321,7 +321,7 @@ def run_bench(config: Optional[BenchConfig], store, out: Optional[Path] = None, 
         if runner is not None:
             sandbox_limits = runner.limits()
             runner.close()
-    for row in store.bench_results(run_id):  # every finished seed, this session's and a stopped one's
+    for row in store.bench_results(run_id):  # every finished seed, this run's and a stopped run's
         setting = chosen_by_task.get(row["task"], {}).get(row["optimizer"])
         if (row.get("phase") or "final") == "final" and setting is not None \
                 and math.isclose(row["lr"], setting[0], rel_tol=1e-9):

@@ -1,1 +1,1 @@
-"""Calibration: does a fitness predict real training? (issue 13; ``symdisc calibrate``)."""
+"""Calibration: does a fitness predict real training? (``symdisc calibrate``)."""

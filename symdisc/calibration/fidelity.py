@@ -1,6 +1,6 @@
 """Every fidelity a run can use, on every library rule, in the sandbox worker (as a run does).
 
-Fidelities: today's (before issue 13) proxy with its decade grid and held-out stage with its decade
+Fidelities: the original proxy with its decade grid and held-out stage with its decade
 grid (its validation now comes from training images: the test-image version is gone), the new
 proxy (half-decade grid), held-out and long stages, and the audit task; the cascade itself (the
 run's selection fitness) is simulated from them by ``cascade_order``.

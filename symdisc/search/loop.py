@@ -242,7 +242,7 @@ class Evolution:
             self.run_id, seq, proposal.origin, parent_id=proposal.parent_id, prompt=proposal.prompt,
             response=proposal.text, tokens_in=proposal.tokens_in, tokens_out=proposal.tokens_out,
             gen_ms=proposal.gen_ms, genome_json=json.dumps(proposal.genome) if proposal.genome else None,
-            **(proposal.meta or {}))  # issue 12: operator, model, island, temperature, other_id
+            **(proposal.meta or {}))  # operator, model, island, temperature, other_id
 
     def judge(self, candidate_id: int, reply: str, always_heldout: bool = False, repair: bool = False) -> dict:
         """Gate, deduplicate, evaluate and record one candidate; returns its final row. ``repair``: a
