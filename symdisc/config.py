@@ -139,7 +139,7 @@ class SamplingConfig:
 SCHEDULES = ("constant", "warmup-cosine")  # bench learning-rate schedules (judge/training.lr_factor)
 
 PROPOSERS = ("llm", "genome", "tpe", "random", "llm-legacy", "llm-independent", "mutate", "hybrid", "rl")
-# A search on task files (symdisc.tasks): cascade stage 3 ("heldout") trains every task at a quarter of
+# A search on task files (symdisc.tasks): fidelity 2 ("heldout") trains every task at a quarter of
 # its STEPS on the whole half-decade lr grid, stage 4 ("long") at its full STEPS on the half-decades
 # around stage 3's best lr.
 TASK_FIDELITIES = {"heldout": {"fraction": 0.25, "seeds": 2}, "long": {"fraction": 1.0, "seeds": 2}}

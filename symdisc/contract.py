@@ -88,9 +88,9 @@ STAGES = {
     "sandbox": "the locked-down worker itself (crash, timeout, memory, CPU time)",
     "probe": "stage 0: lr == 0, quadratic and Rosenbrock descent, scaled and sparse gradients, cost",
     "proxy": "tiny noisy classification tasks, several seeds batched",
-    "heldout": "a short real-data task the proxy never sees (cascade stage 3; training-data subsets only), "
+    "heldout": "a short real-data task the proxy never sees (fidelity 2; training-data subsets only), "
                "or the --task files at a fraction of their STEPS",
-    "long": "a longer real-data stage for the few best (cascade stage 4; training-data subsets only), "
+    "long": "a longer real-data stage for the few best (fidelity 3; training-data subsets only), "
             "or the --task files at their full STEPS",
     "audit": "a real task the search never selects on, scored for a run's top few (reported only)",
     "bench": "full training on a real data set (symdisc bench)",

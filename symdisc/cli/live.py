@@ -138,7 +138,7 @@ class EvolveView:
         from rich.table import Table
 
         run_id = self.run_id()
-        board = Table(title="leaderboard: held-out score where the funnel gave one, then proxy fitness", expand=False)
+        board = Table(title="leaderboard: the highest cascade stage reached, then the score there", expand=False)
         for col in ("id", "held-out", "proxy", "origin", "state", "rule"):
             board.add_column(col, justify="right" if col in ("id", "held-out", "proxy") else "left")
         rejections = Table(title="rejections and failures", expand=False)

@@ -1,4 +1,4 @@
-"""The held-out stage of the funnel (cascade stage 3): a short real-data task the proxy never sees.
+"""The held-out stage of the funnel (fidelity 2): a short real-data task the proxy never sees.
 
 Proxy fitness can rise while real quality falls (meta-overfitting, as the Lion authors found), so
 candidates near the proxy's best are also scored here: a Fashion-MNIST subset with 20% symmetric
