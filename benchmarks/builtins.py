@@ -7,7 +7,8 @@ seed every optimizer trains the same model from the same initial weights on the 
 and mini-batches, so steps run one at a time are as paired as one bench run of all of them; one step
 per optimizer makes the journal fine-grained. A step's --json answer is written to
 OUT/PROTOCOL/NAME.json when it finishes (stderr to NAME.log), and a step whose answer is there is
-skipped: after a stop, run the same command again and it carries on (a stopped step starts over).
+skipped: after a stop, run the same command again and it carries on (a stopped step resumes its
+bench run, keeping every finished tuning trial and seed).
 PROTOCOL names the options that change the numbers, so another size never reuses an answer.
 
 L-BFGS steps on the whole training set, so it runs in its own full-batch protocol (--lbfgs-subset
@@ -48,18 +49,24 @@ def say(message: str) -> None:
     print(f"builtins: {message}", file=sys.stderr, flush=True)
 
 
-def run_step(name: str, argv: list[str], folder: Path, env: dict) -> dict:
-    """One `symdisc bench` command, or its saved answer."""
+def run_step(name: str, argv: list[str], folder: Path, env: dict, home: Path) -> dict:
+    """One `symdisc bench` command, or its saved answer. Each step has its own run database under
+    ``home``; a step stopped part way is continued with `bench --resume latest` (bench keeps every
+    finished tuning trial and seed)."""
     answer = folder / f"{name}.json"
     if answer.exists():
         return json.loads(answer.read_text())
+    step_home = home / folder.name / name
+    step_home.mkdir(parents=True, exist_ok=True)
+    if stopped_bench(step_home):
+        argv = ["bench", "--resume", "latest", "--json"]
     say(f"{folder.name}/{name}: symdisc {' '.join(argv)}")
     t0 = time.time()
     with open(folder / f"{name}.log", "a") as log:
         log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} symdisc {' '.join(argv)}\n")
         log.flush()
         proc = subprocess.run([sys.executable, "-m", "symdisc.cli.app", *argv], stdout=subprocess.PIPE, stderr=log,
-                              env=env, cwd=ROOT, text=True)
+                              env=dict(env, SYMDISC_HOME=str(step_home)), cwd=ROOT, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"builtins: step {name} failed (exit {proc.returncode}); see {folder / (name + '.log')}")
     data = json.loads(proc.stdout)
@@ -70,6 +77,17 @@ def run_step(name: str, argv: list[str], folder: Path, env: dict) -> dict:
     tmp.rename(answer)
     say(f"{folder.name}/{name}: done in {data['step_wall_s']:.0f} s")
     return data
+
+
+def stopped_bench(home: Path) -> bool:
+    """Whether ``home``'s run database holds a bench run that did not finish."""
+    db = home / "symdisc.db"
+    if not db.exists():
+        return False
+    from symdisc.store import Store
+
+    with Store(db) as store:
+        return store.db.execute("SELECT COUNT(*) FROM runs WHERE kind = 'bench' AND status != 'finished'").fetchone()[0] > 0
 
 
 def parameter_count(model_kind: str = "cnn28") -> int:
@@ -180,7 +198,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         common = ["--task", args.task, "--epochs", f"{args.epochs:g}", "--seeds", str(args.seeds), "--schedule",
                   args.schedule, *tune, *(["--subset", str(args.subset)] if args.subset else []), "--json"]
-        answers = {n: run_step(n, ["bench", n, "--against", "", *common, "--out", str(folder / n)], folder, env)
+        answers = {n: run_step(n, ["bench", n, "--against", "", *common, "--out", str(folder / n)], folder, env, home)
                    for n in mini}
         rows = summarize(answers, args.task, n_params)
         report["protocols"][tag] = rows
@@ -195,7 +213,7 @@ def main() -> None:
         for n in FULL_BATCH:
             steps = args.lbfgs_steps * (1 if n == "lbfgs" else LBFGS_ITERATIONS)
             answers[n] = run_step(n, ["bench", n, "--against", "", "--steps", str(steps), *common, "--out",
-                                      str(folder / n)], folder, env)
+                                      str(folder / n)], folder, env, home)
         rows = summarize(answers, args.task, n_params)
         report["protocols"][tag] = rows
         md.append(table(rows, f"{tag}: every step on the whole {args.lbfgs_subset}-example training subset "
