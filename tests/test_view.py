@@ -231,7 +231,7 @@ def test_live_view_progress_eta_and_leaderboard_columns(scripted_run):
     assert "10/20 candidates" in out.getvalue() and "left ~0:05" in out.getvalue()
     console.print(view._render())
     text = out.getvalue()
-    assert "held-out score where the funnel gave one, then proxy fitness" in text
+    assert "the highest cascade stage reached, then the score there" in text
     board = store.leaderboard(run_id, 5)
     lines = [line for line in text.splitlines() if "proxy" not in line]
     shown = [int(line.split()[1]) for line in lines if line.startswith("│") and line.split()[1].isdigit()]
