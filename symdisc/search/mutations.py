@@ -30,7 +30,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from symdisc.contract import BUFFERS, SCALAR, UPDATE_ARGS
+from symdisc.contract import SCALAR, UPDATE_ARGS
 from symdisc.search.deadcode import prune, update_def
 from symdisc.search.library import function_library
 
