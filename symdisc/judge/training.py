@@ -56,19 +56,26 @@ class RuleOptimizer(Optimizer):
         super().__init__(params, dict(lr=lr))
         self.update = update
 
-    @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["rule"] = {}
-                state["step"] += 1
-                p.sub_(self.update(p.grad, p, state["rule"], group["lr"], state["step"]))
-        return None
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if not state:
+                        state["step"] = 0
+                        state["rule"] = {}
+                    state["step"] += 1
+                    p.sub_(self._step_of(p, state, group["lr"]))
+        return loss
+
+    def _step_of(self, p, state: dict, lr) -> torch.Tensor:
+        return self.update(p.grad, p, state["rule"], lr, state["step"])
 
 
 @torch.no_grad()
@@ -218,35 +225,16 @@ def train_loop(make_optimizer: Callable, x_train, y_train, x_eval, y_eval, model
                 losses=losses, eval_seconds=eval_seconds, val_curve=val_curve, early_acc=early_acc)
 
 
-class CheckedOptimizer(Optimizer):
-    """A task's view of a candidate (``make_optimizer`` in a task file): a ``torch.optim.Optimizer``
-    around a CheckedRule, with RuleOptimizer's bookkeeping. The rule checks each step's shape, dtype
-    and state; a non-finite step raises CandidateError("diverged") here, before it reaches the
-    model. The rule sees detached tensors, never the model or the task's data."""
+class CheckedOptimizer(RuleOptimizer):
+    """A task's view of a candidate (``make_optimizer`` in a task file): RuleOptimizer around a
+    CheckedRule. The rule checks each step's shape, dtype and state; a non-finite step raises
+    CandidateError("diverged") here, before it reaches the model. The rule sees detached tensors,
+    never the model or the task's data."""
 
-    def __init__(self, params, rule: Callable, lr: float = 1e-3):
-        super().__init__(params, dict(lr=lr))
-        self.rule = rule
-
-    def step(self, closure=None):
+    def _step_of(self, p, state: dict, lr) -> torch.Tensor:
         from symdisc.judge.restricted import CandidateError
 
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        with torch.no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p]
-                    if not state:
-                        state["step"] = 0
-                        state["rule"] = {}
-                    state["step"] += 1
-                    step = self.rule(p.grad.detach(), p.detach(), state["rule"], float(group["lr"]), state["step"])
-                    if not bool(torch.isfinite(step).all()):
-                        raise CandidateError("diverged", f"the step holds NaN or infinite values (step {state['step']})")
-                    p.sub_(step)
-        return loss
+        step = self.update(p.grad.detach(), p.detach(), state["rule"], float(lr), state["step"])
+        if not bool(torch.isfinite(step).all()):
+            raise CandidateError("diverged", f"the step holds NaN or infinite values (step {state['step']})")
+        return step
