@@ -39,8 +39,16 @@ class Request:
 
 
 class Backend(Protocol):
+    """What a backend declares, besides generating: ``cpus``, the cores one copy of it occupies where it
+    runs (0 when the model runs elsewhere or nowhere); ``slots``, the generations it serves at once;
+    ``remote``, whether the model runs on a server whose concurrency limit the backend holds (copies in
+    several processes would each allow that limit)."""
+
     name: str
     info: dict  # recorded with the run: model path and sha256, endpoint, ...
+    cpus: float
+    slots: int
+    remote: bool
 
     def generate(self, request: Request) -> Generation: ...
 
@@ -54,13 +62,14 @@ class LazyBackend:
     loads its own copy of the model where it runs; ``cpus`` is what such an actor reserves.
     """
 
+    remote = False
+
     def __init__(self, recipe: Callable[[], "Backend"], info: dict, cpus: float = 1.0, slots: int = 1):
         self.recipe = recipe
         self.info = info
         self.name = info.get("backend", "lazy")
         self.cpus = cpus
-        if slots > 1:
-            self.slots = slots  # a batched generator: the actor takes this many requests at once
+        self.slots = slots  # a batched generator: the actor takes this many requests at once
         self._backend = None
         self._lock = threading.Lock()
 

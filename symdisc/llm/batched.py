@@ -120,6 +120,7 @@ class _Slot:
 
 class BatchedLlamaBackend:
     name = "llamacpp"
+    cpus, remote = 1.0, False
 
     def __init__(self, model_path: str, slots: int = 4, n_ctx: int = 4096, n_threads: Optional[int] = None,
                  seed: int = 0, model_name: Optional[str] = None, model_sha256: Optional[str] = None,
@@ -131,6 +132,7 @@ class BatchedLlamaBackend:
         self._lc = llama_cpp
         threads = n_threads or os.cpu_count() or 2
         self.slots_n = max(1, int(slots))
+        self.slots = self.slots_n
         self.n_ctx = n_ctx  # per request, as LlamaCppBackend checks it
         self.share_prefixes = share_prefixes
         # One stream of n_ctx cells per sequence (kv_unified off): each sequence's cells lie exactly

@@ -10,6 +10,7 @@ from symdisc.llm import Generation, Request
 
 class ScriptedBackend:
     name = "fake"
+    cpus, slots, remote = 0.0, 1, False
 
     def __init__(self, replies: Union[Sequence[str], Callable[[Request, int], str]], delay_s: float = 0.0,
                  by_seed: bool = False):

@@ -17,6 +17,7 @@ from symdisc.llm import Generation, Request
 
 class LlamaCppBackend:
     name = "llamacpp"
+    cpus, slots, remote = 1.0, 1, False
 
     def __init__(self, model_path: str, n_ctx: int = 4096, n_threads: Optional[int] = None, seed: int = 0,
                  model_name: Optional[str] = None, model_sha256: Optional[str] = None):

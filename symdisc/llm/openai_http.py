@@ -15,6 +15,7 @@ from symdisc.llm import Generation, Request
 class OpenAIBackend:
     name = "openai"
     slots = 1  # requests at once to this one server (an EndpointPool raises it with --api-concurrency)
+    cpus, remote = 0.0, True
 
     def __init__(self, api_base: str, model: Optional[str] = None, api_key: Optional[str] = None,
                  timeout_s: float = 300.0):

@@ -24,6 +24,7 @@ def _say(message: str) -> None:
 
 class EndpointPool:
     name = "pool"
+    cpus, remote = 0.0, True
 
     def __init__(self, backends: Sequence, limit: int = 1, cooldown_s: float = 30.0,
                  say: Optional[Callable[[str], None]] = None):

@@ -10,6 +10,7 @@ from symdisc.llm import Generation, Request
 
 class ReplayBackend:
     name = "replay"
+    cpus, slots, remote = 0.0, 1, False
 
     def __init__(self, store: Store, run_id: str):
         run_id = store.resolve_run_id(run_id)

@@ -106,13 +106,13 @@ class Cluster:
         ray = _ray()
         from symdisc.search.cluster.actors import EvaluatorActor, ProposerActor
 
-        cpus = float(getattr(self.backend, "cpus", 0.0) or 0.0)  # a llama.cpp model takes a CPU slot
-        slots = int(getattr(self.backend, "slots", 1) or 1)  # an endpoint pool serves several at once
+        cpus = float(self.backend.cpus) if self.backend is not None else 0.0  # a llama.cpp model takes a CPU
+        slots = int(self.backend.slots) if self.backend is not None else 1  # a pool serves several at once
         n_prop = 0
         if self.backend is not None:
             nodes = len([n for n in ray.nodes() if n.get("Alive")])
             n_prop = self.n_proposers or (nodes if cpus else 1)
-            if hasattr(self.backend, "slots") and not cpus and n_prop > 1:
+            if self.backend.remote and n_prop > 1:
                 # Model servers: the per-endpoint limit lives in the backend, and copies in several
                 # actors would each allow it. HTTP costs no CPU: one actor drives every slot.
                 self.say(f"cluster: one proposer actor drives all {slots} endpoint slot(s) "
