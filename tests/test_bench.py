@@ -701,3 +701,6 @@ def test_several_tasks_give_a_performance_profile(tmp_path, monkeypatch):
                for t in report["tasks"].values())
     assert set(prof["summary"]) == {"sign-sgd", "adam"} and prof["summary"]["adam"].startswith("adam: reached")
     assert (tmp_path / "out" / "fmnist" / "results.json").exists()
+    # the profile is drawn where the report says, a PNG of the run's out folder
+    assert prof["figure"] == str(tmp_path / "out" / "profile.png")
+    assert (tmp_path / "out" / "profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
