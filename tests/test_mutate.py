@@ -230,3 +230,31 @@ def test_a_step_must_scale_with_lr_before_it_costs_an_evaluation():
     assert scales_with_lr("def update(grad, param, state, lr, t):\n    s = lr * grad\n    return 0.5 * (s - lr * param)\n")
     assert not scales_with_lr("def update(grad, param, state, lr, t):\n    return lr * grad + 1e-3 * param\n")
     assert not scales_with_lr("def update(grad, param, state, lr, t):\n    return grad / lr\n")
+
+
+def test_from_sgd_alone_inserts_reach_normalised_and_matrix_shaped_steps(sandbox):
+    """The forms the stateless optimizers with Adam-parity claims are made of are one insert away
+    from SGD: a step divided by a scale statistic, row- or column-normalised matrix views, and an
+    orthogonalised (Newton-Schulz) view; the orthogonalising child passes the probes in the sandbox
+    and its step is near-orthogonal on a matrix-shaped gradient."""
+    import torch
+
+    mutator = Mutator(SCALAR, random.Random(0))
+    children = [mutator.child(rules.source("sgd"), "insert", lambda h: False) for _ in range(200)]
+    children = [c for c in children if c is not None]
+    scaled = [c for c in children if "torch.abs(" in c.code and " / (" in c.code]
+    views = [c for c in children if "torch.linalg.vector_norm(" in c.code and "keepdim=True" in c.code]
+    orth = [c for c in children if c.code.count("@") >= 10]
+    assert scaled and views and orth
+    of_grad = [c for c in orth if c.code.endswith("return lr * v0\n") and "reshape_as(grad)" in c.code]
+    assert of_grad  # the plain orthogonalised step, lr * orth(grad), is among them
+    code = of_grad[0].code
+    assert check_code(code, SCALAR).verdict.ok
+    answer = sandbox.evaluate(code, SCALAR)
+    assert answer["ok"], answer
+    namespace = {"torch": torch}
+    exec(code, namespace)
+    g = torch.randn(8, 32, generator=torch.Generator().manual_seed(0))
+    step = namespace["update"](g, torch.zeros_like(g), {}, 1.0, 1)
+    singular = torch.linalg.svdvals(step)
+    assert step.shape == g.shape and singular.min() > 0.5 and singular.max() < 1.5

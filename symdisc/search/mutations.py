@@ -6,8 +6,10 @@ statements before the change (``T`` a tensor shaped like the parameter, ``R`` a 
 a Python number):
 
 * ``insert``: a new statement ``v = f(a)``, ``f(a, b)``, ``a op b`` or ``a op c`` from the function
-  library (``library.py``, read from the gate's allow-list), and one later use of a same-typed
-  variable rewired to ``v`` (otherwise the statement would be dead);
+  library (``library.py``, read from the gate's allow-list), a tensor divided by a scale statistic
+  of a tensor (``a / (reduce(|b|) + eps)``), a tensor's matrix view (rows x the rest) with its rows
+  or its columns normalised, or a block that orthogonalises that view (Newton-Schulz, as Muon does),
+  and one later use of a same-typed variable rewired to ``v`` (otherwise the statement would be dead);
 * ``state``: an exponential average kept in a new state slot that reads as zero until written
   (``state.get(k, 0.0)``; ``torch.zeros_like(param)`` for tensors under ``buffers``);
 * ``delete``: a statement goes, its later uses read a same-typed variable instead;
@@ -38,6 +40,12 @@ KINDS = ("insert", "state", "delete", "modify", "swap", "constant", "crossover")
 BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div)
 ARG_TYPES = {"grad": "T", "param": "T", "lr": "S", "t": "S"}
 MAX_TRIES = 30
+BLOCK_SHARE = 0.05  # of inserts: the orthogonalisation block instead of one statement
+EPS = 1e-8
+# Newton-Schulz quintic coefficients (Muon's): five iterations map a matrix of spectral norm <= 1 to
+# about its nearest semi-orthogonal matrix
+NS = (3.4445, -4.775, 2.0315)
+NS_STEPS = 5
 _BUILTIN_NAMES = frozenset({"abs", "min", "max", "float", "int", "bool", "round", "range", "len"})
 
 
@@ -177,6 +185,8 @@ class Types:
                 return "T" if len(node.args) > 1 and "zeros_like" in ast.dump(node.args[1]) else None
             if func.attr == "item" and not node.args:
                 return "S"
+            if func.attr == "reshape_as" and len(node.args) == 1:  # a view of the parameter's shape
+                return "T" if args[0] == "T" else None
             name = ast.unparse(func)
             if name.startswith("torch.") and node.args and not node.keywords:
                 if name in self.lib["reduce"] and len(node.args) == 1 and name not in self.lib["map1"]:
@@ -293,6 +303,7 @@ class Mutator:
             options += ["map2"]
         if tensors:
             options += ["binop", "const", "reduce"]
+            options += ["scale", "view"] if self.lib["reduce"] else ["view"]
         if scalars:
             options += ["sbinop", "sconst"] + (["smap1"] if self.lib["smap1"] else [])
         if not options:
@@ -316,6 +327,16 @@ class Mutator:
         if choice == "reduce" and self.lib["reduce"]:
             a = rng.choice(tensors)
             return ast.parse(f"{rng.choice(self.lib['reduce'])}({a}).item()", mode="eval").body, "S", [a]
+        if choice == "scale":  # normalised by a statistic of a magnitude: |b| makes any reduce a scale
+            a, b = rng.choice(tensors), rng.choice(tensors)
+            source = f"{a} / ({rng.choice(self.lib['reduce'])}(torch.abs({b})) + {EPS!r})"
+            return ast.parse(source, mode="eval").body, "T", [a, b]
+        if choice == "view":  # rows x the rest (a bias is a column); rows (dim 1) or columns normalised
+            a = rng.choice(tensors)
+            view = f"{a}.reshape({a}.shape[0], -1)"
+            source = (f"({view} / (torch.linalg.vector_norm({view}, dim={rng.choice((0, 1))}, keepdim=True) "
+                      f"+ {EPS!r})).reshape_as({a})")
+            return ast.parse(source, mode="eval").body, "T", [a]
         if choice == "sbinop" and scalars:
             a, b = rng.choice(scalars), rng.choice(scalars)
             return ast.parse(f"{a} {op} {b}", mode="eval").body, "S", [a, b]
@@ -352,6 +373,9 @@ class Mutator:
             return None
         types = Types(body, self.memory)
         i = self.rng.randrange(len(body))  # before statement i (the return is last)
+        tensors = [n for n, k in types.before[i].items() if k == "T"]
+        if tensors and self.rng.random() < BLOCK_SHARE:
+            return self._insert_block(fn, body, types, i, self.rng.choice(tensors))
         made = self._expression(types.before[i])
         if made is None:
             return None
@@ -362,6 +386,27 @@ class Mutator:
             return None
         fn.body.insert(fn.body.index(body[i]), stmt)
         return f"insert {ast.unparse(stmt)}"
+
+    def _insert_block(self, fn: ast.FunctionDef, body: list, types: Types, i: int, a: str) -> Optional[str]:
+        """Statements before ``body[i]`` that orthogonalise ``a``'s matrix view (rows x the rest,
+        the wide way round so the Gram matrix is the small one): scaled to Frobenius norm 1, then
+        ``NS_STEPS`` Newton-Schulz iterations, then back to ``a``'s shape; a later use is rewired to
+        the result. Names are rebound inside the block so that only two matrices are alive at once."""
+        wide, x, gram, name = self._fresh(fn, "w"), self._fresh(fn, "x"), self._fresh(fn, "a"), self._fresh(fn)
+        view = f"{a}.reshape({a}.shape[0], -1)"
+        c1, c2, c3 = NS
+        lines = [f"{wide} = {a}.shape[0] * {a}.shape[0] <= {a}.numel()",
+                 f"{x} = {view} if {wide} else {view}.T",
+                 f"{x} = {x} / (torch.norm({x}) + {EPS!r})"]
+        for _ in range(NS_STEPS):
+            lines += [f"{gram} = {x} @ {x}.T", f"{x} = {c1!r} * {x} + ({c2!r} * {gram} + {c3!r} * ({gram} @ {gram})) @ {x}"]
+        lines.append(f"{name} = ({x} if {wide} else {x}.T).reshape_as({a})")
+        stmts = ast.parse("\n".join(lines)).body
+        if not self._rewire(fn, body, types, i, name, "T", [a], {name: "T"}):
+            return None
+        at = fn.body.index(body[i])
+        fn.body[at:at] = stmts
+        return f"insert orthogonalisation of {a} ({NS_STEPS} Newton-Schulz steps)"
 
     def _state(self, fn: ast.FunctionDef) -> Optional[str]:
         body = _body(fn)
@@ -513,18 +558,20 @@ class Mutator:
                 picked.append(k)
         pieces = [copy.deepcopy(donor[k]) for k in sorted(set(picked))]
         # rename the donor's locals and state keys apart from the receiver's
-        own_names = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
+        taken = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)} | set(UPDATE_ARGS)
         own_keys = {n.value for n in ast.walk(fn) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         renames, rekeys = {}, {}
         for piece in pieces:
             for node in ast.walk(piece):
                 if isinstance(node, ast.Name) and node.id not in UPDATE_ARGS and node.id not in ("torch", "math") \
                         and node.id not in _BUILTIN_NAMES:
-                    if node.id not in renames:
-                        fresh = f"x_{node.id}"
-                        while fresh in own_names:
-                            fresh += "_"
-                        renames[node.id] = fresh
+                    if node.id not in renames:  # the receiver's naming: v0, v1, ... (x0, a0 ... keep their stem)
+                        stem = node.id.rstrip("0123456789_") or "v"
+                        k = 0
+                        while f"{stem}{k}" in taken:
+                            k += 1
+                        renames[node.id] = f"{stem}{k}"
+                        taken.add(renames[node.id])
                     node.id = renames[node.id]
                 elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in own_keys:
                     rekeys.setdefault(node.value, node.value + "_x")
