@@ -376,7 +376,7 @@ def scalar_goals(views: dict, me: str, builtin: str) -> list[dict]:
         for goal, threshold in ((f"closes half the gap from sign-sgd to adam measured here ({half:.4f})", half),
                                 (f"at least {HALF_GAP_FIGURE} (the issue's half gap)", HALF_GAP_FIGURE)):
             checks.append({"goal": goal, "kind": "threshold", "step": "bench-main", "value": mine,
-                           "threshold": threshold, "met": mine >= threshold,
+                           "threshold": threshold, "met": bool(mine >= threshold),
                            "distance": None if mine >= threshold else round(threshold - mine, 4)})
     else:
         checks.append(_missing("closes half the gap from sign-sgd to adam", "bench-main lacks the winner, sign-sgd or adam"))
@@ -401,7 +401,7 @@ def buffers_goals(views: dict, me: str, reference: str = "adamw") -> list[dict]:
     if main and me in main["summary"] and "adam" in main["summary"]:
         mine, adam = main["summary"][me]["state_bytes"], main["summary"]["adam"]["state_bytes"]
         checks.append({"goal": "less state than adam", "kind": "threshold", "step": "bench-main", "value": mine,
-                       "threshold": adam, "met": mine < adam, "distance": None if mine < adam else mine - adam + 1})
+                       "threshold": adam, "met": bool(mine < adam), "distance": None if mine < adam else mine - adam + 1})
     else:
         checks.append(_missing("less state than adam", "bench-main lacks the winner or adam"))
     target = (main or {}).get("target") or {}
@@ -430,13 +430,13 @@ def judge(checks: list[dict]) -> list[dict]:
             c["distance"] = None if c["met"] else (
                 f"behind by {-d:.4f}" if d <= 0 else f"ahead by {d:.4f} but Holm p {adjusted:.3g} >= {ALPHA:g}")
         elif c["kind"] == "not-worse":
-            c["met"] = not (shown and d < 0)
+            c["met"] = not (shown and bool(d < 0))
             c["distance"] = None if c["met"] else f"shown worse by {-d:.4f} (Holm p {adjusted:.3g})"
         elif c["kind"] == "within":
-            c["met"] = c["ci_high"] is not None and c["ci_high"] >= 0
+            c["met"] = c["ci_high"] is not None and bool(c["ci_high"] >= 0)
             c["distance"] = None if c["met"] else f"the interval's top is {-c['ci_high']:.4f} below zero"
         else:  # ahead
-            c["met"] = d > 0
+            c["met"] = bool(d > 0)
             c["distance"] = None if c["met"] else f"behind by {-d:.4f}"
     return checks
 
