@@ -172,7 +172,7 @@ def test_journal_skips_finished_steps_and_keeps_a_tolerated_failure(tmp_path):
 def test_smoke_preset_and_overrides():
     args = campaign2.parse_args(["--smoke", "--seeds", "3"])
     assert (args.minutes, args.repeats, args.subset, args.main_subset, args.epochs, args.tuner) == \
-        (0.3, 1, 512, 512, 1.0, "none")
+        (1.5, 1, 512, 512, 1.0, "none")
     assert args.seeds == 3  # an explicit option beats the preset
     assert campaign2.protocol(args) == ["--seeds", "3", "--epochs", "1", "--schedule", "warmup-cosine", "--tuner", "none"]
     full = campaign2.parse_args([])
