@@ -524,7 +524,7 @@ def summarize(out: Path, args) -> dict:
     views = bench_views(out)
     checked = goals(views, winners, args)
     steps = [{"step": p.stem, "command": d.get("campaign_command"), "wall_s": d.get("campaign_wall_s"),
-              "failed": d.get("failed")}
+              "failed": d.get("failed"), "resumed_with": d.get("campaign_resumed_with")}
              for p in sorted(out.glob("*.json"), key=lambda p: p.stat().st_mtime)
              if (d := json.loads(p.read_text())) and isinstance(d, dict) and "campaign_command" in d]
     lines = ["# symdisc, second discovery campaign", "",
@@ -537,7 +537,8 @@ def summarize(out: Path, args) -> dict:
              "task's score is a validation score, for tuning and report alike).", "",
              "## Steps", "", "| step | command | wall |", "|---|---|---|"]
     lines += [f"| {s['step']} | `{s['command']}` | {_num((s['wall_s'] or 0) / 60, '.1f')} min"
-              + (f" (failed, exit {s['failed']})" if s["failed"] else "") + " |" for s in steps]
+              + (f" (failed, exit {s['failed']})" if s["failed"] else "")
+              + (f" (the last part, `{s['resumed_with']}`)" if s["resumed_with"] else "") + " |" for s in steps]
     lines += ["", "## Search runs", "",
               "| class | repeat | run | minutes | proposed | new programs | improvements | best own (id, origin, stage, rank) | best seed (name, stage, rank) | own ahead |",
               "|---|---|---|---|---|---|---|---|---|---|"]

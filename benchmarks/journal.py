@@ -52,6 +52,7 @@ def run_step(name: str, argv: list[str], out: Path, env: dict, resume=None, may_
     done = saved(name, out)
     if done is not None:
         return done
+    command = shown(argv)  # what reproduces the step, also when a stopped run of it is continued
     extra = resume() if resume else []
     if extra:
         argv = extra
@@ -65,7 +66,9 @@ def run_step(name: str, argv: list[str], out: Path, env: dict, resume=None, may_
         raise SystemExit(f"campaign: step {name} failed (exit {proc.returncode}); see {out / (name + '.log')}")
     data = json.loads(proc.stdout) if proc.returncode == 0 else {"failed": proc.returncode}
     data["campaign_wall_s"] = round(time.time() - t0, 1)
-    data["campaign_command"] = shown(argv)
+    data["campaign_command"] = command
+    if extra:
+        data["campaign_resumed_with"] = shown(argv)  # the wall time is this last part's
     answer = out / f"{name}.json"
     tmp = answer.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, default=str))

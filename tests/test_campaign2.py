@@ -166,7 +166,9 @@ def test_journal_skips_finished_steps_and_keeps_a_tolerated_failure(tmp_path):
     assert journal.run_step("three", failing, tmp_path, env, may_fail=True)["failed"] == 3
     assert journal.run_step("three", ok, tmp_path, env, may_fail=True)["failed"] == 3  # the same path on resume
     # a stopped run is continued: resume() replaces the command
-    assert journal.run_step("four", failing, tmp_path, env, resume=lambda: ok)["answer"] == 42
+    resumed = journal.run_step("four", failing, tmp_path, env, resume=lambda: ok)
+    assert resumed["answer"] == 42 and "raise SystemExit(3)" in resumed["campaign_command"]
+    assert "json.dumps" in resumed["campaign_resumed_with"]
 
 
 def test_smoke_preset_and_overrides():
