@@ -1,6 +1,6 @@
 """The second discovery campaign: searches that select on two tasks, each class's winner benched fairly.
 
-    flock /work/measure.lock python benchmarks/campaign2.py          # about 3 hours on 2 cores
+    flock /work/measure.lock python benchmarks/campaign2.py          # 3 to 3.5 hours on 2 cores
     python benchmarks/campaign2.py --only summary                    # rewrite OUT/summary.md and .json
     python benchmarks/campaign2.py --smoke --home /tmp/c2 --out /tmp/c2/out   # the whole path, tiny
 
