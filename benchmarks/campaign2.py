@@ -352,8 +352,18 @@ def pair(view: dict, a: str, b: str):
 
 
 def bench_views(out: Path) -> dict:
-    return {path.stem: task_view(json.loads(path.read_text())) for path in sorted(out.glob("bench-*.json"))
-            if "failed" not in json.loads(path.read_text())}
+    """Every finished bench step, the goals' steps first, then in the order they ran."""
+    paths = sorted(out.glob("bench-*.json"), key=lambda p: (p.stem != "bench-main", p.stem != "bench-subset",
+                                                            p.stat().st_mtime))
+    return {p.stem: task_view(answer) for p in paths if "failed" not in (answer := json.loads(p.read_text()))}
+
+
+def same_as(view: dict, me: str) -> list[str]:
+    """The other optimizers of a step with exactly ``me``'s result on every seed (a winner that
+    simplified into a built-in, say)."""
+    mine = view["summary"].get(me, {}).get("final_by_seed")
+    return [name for name, s in view["summary"].items()
+            if name != me and mine and s.get("final_by_seed") == mine]
 
 
 def _test(kind: str, goal: str, step: str, p: dict) -> dict:
@@ -429,6 +439,12 @@ def judge(checks: list[dict]) -> list[dict]:
         d, shown = c["mean_diff"], adjusted is not None and adjusted < ALPHA
         if c["n"] < 2 or d is None:
             c["met"], c["distance"] = None, f"{c['n']} paired seed(s): no test"
+        elif c["p_t"] is None:  # every seed's difference is the same number: no spread to test against
+            # a tie is no win, and a win needs a test; the other goals read the difference itself
+            c["met"] = ((None if d > 0 else False) if c["kind"] == "beat"
+                        else bool(d > 0) if c["kind"] == "ahead" else bool(d >= 0))
+            c["distance"] = ("the same result on every seed" if d == 0 else
+                             f"every seed's difference is {d:+.4f}: no spread, no test")
         elif c["kind"] == "beat":
             c["met"] = bool(shown and d > 0)
             c["distance"] = None if c["met"] else (
@@ -453,7 +469,12 @@ def goals(views: dict, winners: dict, args) -> dict:
             result[memory] = {"winner": None, "checks": [], "all_met": False}
             continue
         me = label(w)
-        checks = judge(scalar_goals(views, me, builtin_of(args, memory)) if memory == "scalar"
+        main = views.get("bench-main")
+        twins = same_as(main, me) if main else []
+        identity = [{"goal": "a rule of its own (not a built-in's results on every seed)", "kind": "identity",
+                     "step": "bench-main", "met": not twins,
+                     "distance": f"the same final accuracy as {', '.join(twins)} on every seed" if twins else None}]
+        checks = identity + judge(scalar_goals(views, me, builtin_of(args, memory)) if memory == "scalar"
                        else buffers_goals(views, me, _list(args.main_against)[0]))
         judged = [c for c in checks if c["kind"] != "stated"]
         result[memory] = {"winner": me, "checks": checks,
@@ -529,7 +550,7 @@ def summarize(out: Path, args) -> dict:
              if (d := json.loads(p.read_text())) and isinstance(d, dict) and "campaign_command" in d]
     lines = ["# symdisc, second discovery campaign", "",
              f"Arguments: `{json.dumps({k: v for k, v in vars(args).items() if k not in ('home', 'out')})}`", "",
-             f"Protocol: `symdisc bench` tunes every optimizer alike ({args.tuner} tuner"
+             f"Protocol: `symdisc bench` sets every optimizer's learning rate alike (tuner: {args.tuner}"
              + (f", on runs of {args.tune_epochs:g} epoch(s) while the final runs last {args.epochs:g}: tuning on "
                 "shorter runs" if args.tuner != "none" and args.tune_epochs else "")
              + f"), then trains {args.seeds} paired seeds, {args.schedule} schedule. The lm-chars task file has no "
@@ -571,6 +592,8 @@ def summarize(out: Path, args) -> dict:
                           f"(bench's family: {_p(c['p_holm_bench'])}), {c['n']} seeds")
             elif c["kind"] == "threshold":
                 detail = f"{c['value']:.4g} against {c['threshold']:.4g}"
+            elif c["kind"] in ("identity", "missing"):
+                detail = "no" if c["met"] is False else ("yes" if c["met"] else "-")
             else:
                 detail = json.dumps(c.get("value")) + (f", reference {_num(c.get('reference'), '.0f')} s" if c.get("reference") else "")
             where = f" [{c['step']}]" if c.get("step") else ""

@@ -181,3 +181,21 @@ def test_smoke_preset_and_overrides():
     assert full.minutes == 12.0 and full.main_subset == 0 and "--tune-epochs" in campaign2.protocol(full)
     with pytest.raises(SystemExit):
         campaign2.parse_args(["--other-tasks", "cifar10"])
+
+
+def test_a_winner_with_a_builtins_results_is_not_a_rule_of_its_own(tmp_path):
+    w = "candidate-9"
+    main = {"adam": _summary(_plus(SEEDS, [0.03] * 5)), "sign-sgd": _summary(SEEDS), "orthogonal-sgd": _summary(SEEDS),
+            w: _summary(SEEDS)}  # simplified into signSGD, say: the same accuracy on every seed
+    checks = campaign2.goals({"bench-main": campaign2.task_view(_bench(main))},
+                             {"scalar": {"bench_id": 9}}, campaign2.parse_args(["--classes", "scalar"]))["scalar"]["checks"]
+    identity, beat = checks[0], checks[1]
+    assert identity["met"] is False and "sign-sgd, orthogonal-sgd" in identity["distance"]
+    # no spread in the differences: no t-test, and a tie is no win
+    assert beat["p_t"] is None and beat["met"] is False and beat["distance"] == "the same result on every seed"
+    exact = [0.5, 0.625, 0.75, 0.5625, 0.6875]  # binary fractions: every difference is exactly 0.125
+    main = {"sign-sgd": _summary(exact), "orthogonal-sgd": _summary(exact), "adam": _summary(exact),
+            w: _summary([x + 0.125 for x in exact])}  # better by the same amount on every seed
+    checks = campaign2.goals({"bench-main": campaign2.task_view(_bench(main))},
+                             {"scalar": {"bench_id": 9}}, campaign2.parse_args(["--classes", "scalar"]))["scalar"]["checks"]
+    assert checks[0]["met"] is True and checks[1]["met"] is None and "no spread" in checks[1]["distance"]
