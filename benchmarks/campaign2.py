@@ -291,19 +291,28 @@ def lm_chars(args, out: Path, env: dict, ids: list[str]) -> None:
     if args.tuner != "none":
         from symdisc.bench.tune import parse_grid
 
-        scores: dict = {name: {} for name in labels}
-        for lr in parse_grid(args.lm_grid):
-            step = run_step(f"lm-chars-tune-{lr:g}", symdisc(
-                "bench", *ids, "--against", ",".join(against), "--task", LM_TASK, "--tuner", "none", "--seeds", "1",
-                *steps, *[a for name in labels for a in ("--lr", f"{name}={lr:g}")], "--json"), out, env)
-            for name, row in step["tasks"][LM_TASK]["optimizers"].items():
-                score = (row["numbers"].get("score") or {}).get("mean")
-                if score is not None and math.isfinite(score):
-                    scores[name][lr] = score
-        chosen = {name: max(s, key=s.get) for name, s in scores.items() if s}
+        trials = [run_step(f"lm-chars-tune-{lr:g}", symdisc(
+            "bench", *ids, "--against", ",".join(against), "--task", LM_TASK, "--tuner", "none", "--seeds", "1",
+            *steps, *[a for name in labels for a in ("--lr", f"{name}={lr:g}")], "--json"), out, env)
+            for lr in parse_grid(args.lm_grid)]
+        chosen = {name: lr for name, (lr, _) in lm_choice(trials).items()}
     run_step(f"bench-{LM_TASK}", symdisc(
         "bench", *ids, "--against", ",".join(against), "--task", LM_TASK, "--tuner", "none", "--seeds", str(args.seeds),
         *steps, *[a for name, lr in chosen.items() for a in ("--lr", f"{name}={lr:g}")], "--json"), out, env)
+
+
+def lm_choice(trials: list[dict]) -> dict:
+    """name -> (the learning rate of its best score over the tuning trials, whether that rate is at
+    the edge of the rates tried)."""
+    scores: dict = {}
+    for step in trials:
+        for name, row in step["tasks"][LM_TASK]["optimizers"].items():
+            score = (row["numbers"].get("score") or {}).get("mean")
+            if score is not None and math.isfinite(score):
+                scores.setdefault(name, {})[row["lr"]] = score
+    tried = sorted({row["lr"] for step in trials for row in step["tasks"][LM_TASK]["optimizers"].values()})
+    return {name: (best, best in (tried[0], tried[-1]) and len(tried) > 1)
+            for name, s in scores.items() for best in [max(s, key=s.get)]}
 
 
 # -- 4. summary ----------------------------------------------------------------------------------
@@ -549,14 +558,18 @@ def summarize(out: Path, args) -> dict:
              for p in sorted(out.glob("*.json"), key=lambda p: p.stat().st_mtime)
              if (d := json.loads(p.read_text())) and isinstance(d, dict) and "campaign_command" in d]
     lines = ["# symdisc, second discovery campaign", "",
-             f"Arguments: `{json.dumps({k: v for k, v in vars(args).items() if k not in ('home', 'out')})}`", "",
+             f"Arguments: `{json.dumps({k: v for k, v in vars(args).items() if k not in ('home', 'out', 'only')})}`", "",
              f"Protocol: `symdisc bench` sets every optimizer's learning rate alike (tuner: {args.tuner}"
              + (f", on runs of {args.tune_epochs:g} epoch(s) while the final runs last {args.epochs:g}: tuning on "
-                "shorter runs" if args.tuner != "none" and args.tune_epochs else "")
+                "shorter runs" if args.tuner != "none" and args.tune_epochs and args.tune_epochs < args.epochs else "")
              + f"), then trains {args.seeds} paired seeds, {args.schedule} schedule. The lm-chars task file has no "
              "tuner in bench: its rates come from lm-chars-tune-* (one seed, seed 0, at the final length; the "
-             "task's score is a validation score, for tuning and report alike).", "",
-             "## Steps", "", "| step | command | wall |", "|---|---|---|"]
+             "task's score is a validation score, for tuning and report alike).", ""]
+    trials = [json.loads(p.read_text()) for p in sorted(out.glob("lm-chars-tune-*.json"))]
+    if trials:
+        lines += ["lm-chars rates chosen: " + ", ".join(f"{name} {lr:g}" + (" (at the grid's edge)" if edge else "")
+                                                      for name, (lr, edge) in lm_choice(trials).items()), ""]
+    lines += ["## Steps", "", "| step | command | wall |", "|---|---|---|"]
     lines += [f"| {s['step']} | `{s['command']}` | {_num((s['wall_s'] or 0) / 60, '.1f')} min"
               + (f" (failed, exit {s['failed']})" if s["failed"] else "")
               + (f" (the last part, `{s['resumed_with']}`)" if s["resumed_with"] else "") + " |" for s in steps]

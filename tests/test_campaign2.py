@@ -199,3 +199,16 @@ def test_a_winner_with_a_builtins_results_is_not_a_rule_of_its_own(tmp_path):
     checks = campaign2.goals({"bench-main": campaign2.task_view(_bench(main))},
                              {"scalar": {"bench_id": 9}}, campaign2.parse_args(["--classes", "scalar"]))["scalar"]["checks"]
     assert checks[0]["met"] is True and checks[1]["met"] is None and "no spread" in checks[1]["distance"]
+
+
+def test_lm_chars_rates_are_each_optimizers_best_trial():
+    def trial(lr, scores):
+        return {"kind": "task-bench", "tasks": {"lm-chars": {"optimizers": {
+            name: {"lr": lr, "numbers": {"score": {"mean": v, "std": 0.0}}, "runs": []} for name, v in scores.items()}}}}
+
+    trials = [trial(1e-3, {"adam": -2.5, "sign-sgd": -2.9, "candidate-4": float("nan")}),
+              trial(1e-2, {"adam": -2.2, "sign-sgd": -2.6, "candidate-4": -3.0}),
+              trial(1e-1, {"adam": -2.4, "sign-sgd": -2.7, "candidate-4": None})]
+    assert campaign2.lm_choice(trials) == {"adam": (1e-2, False), "sign-sgd": (1e-2, False), "candidate-4": (1e-2, False)}
+    trials[0]["tasks"]["lm-chars"]["optimizers"]["adam"]["numbers"]["score"]["mean"] = -2.0
+    assert campaign2.lm_choice(trials)["adam"] == (1e-3, True)  # the best rate at the grid's edge is flagged
