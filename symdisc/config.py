@@ -13,6 +13,15 @@ from symdisc.contract import MEMORY_CLASSES, SCALAR
 from symdisc.errors import ConfigError
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on: its affinity (as taskset or a container sets it), not the
+    machine's count, so that a job pinned to one core does not run two threads on it."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # a platform without affinity
+        return os.cpu_count() or 1
+
+
 @dataclass
 class ProxyConfig:
     """The tiny noisy tasks of the proxy fitness (see proxy.py)."""
@@ -216,7 +225,7 @@ class EvolveConfig:
     prompt_context: int = 2  # programs shown beside the parent (drawn anew for every prompt)
     parent_sharpness: float = 10.0  # ShinkaEvolve's lambda: how strongly parent weights favour fitness
     n_ctx: int = 4096
-    llm_threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    llm_threads: int = field(default_factory=usable_cpus)
     parallel: int = 1  # requests decoded together by in-process llama.cpp (--parallel; see llm/batched.py)
     sandbox_timeout_s: float = 30.0
     sandbox_memory_mb: int = 2048
@@ -331,7 +340,7 @@ class BenchConfig:
     suite: Optional[str] = None  # evo-optimizer
     subset: Optional[int] = None  # training examples (the suite uses 15,000)
     data_dir: Optional[str] = None
-    threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    threads: int = field(default_factory=usable_cpus)
     evals_per_epoch: int = 2
     # Rules from a model, a run, a candidate or a contract-form file train inside the sandbox worker.
     unsandboxed: bool = False  # --unsandboxed: train them in this process (code the user has read)

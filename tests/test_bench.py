@@ -1,9 +1,12 @@
 """symdisc bench: loaders, label noise, optimizers against torch's own, state size, a short bench."""
 
 import gzip
+import os
 import json
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -701,3 +704,16 @@ def test_several_tasks_give_a_performance_profile(tmp_path, monkeypatch):
                for t in report["tasks"].values())
     assert set(prof["summary"]) == {"sign-sgd", "adam"} and prof["summary"]["adam"].startswith("adam: reached")
     assert (tmp_path / "out" / "fmnist" / "results.json").exists()
+    # the profile is drawn where the report says, a PNG of the run's out folder
+    assert prof["figure"] == str(tmp_path / "out" / "profile.png")
+    assert (tmp_path / "out" / "profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_thread_defaults_follow_the_cores_a_process_may_use():
+    """A bench pinned to one core (taskset, a container) trains with one torch thread, not the machine's count."""
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+            "from symdisc.config import BenchConfig, EvolveConfig; "
+            "print(BenchConfig().threads, EvolveConfig().llm_threads)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "1"]

@@ -96,6 +96,9 @@ def test_runs_listing_newest_first_with_ids(tmp_path):
     assert best["id"] == cid and best["fitness"] == 0.5
     shown = json.loads(_cli("runs", "show", "latest", "--json", env=env).stdout)
     assert shown["id"] == second and shown["leaderboard"][0]["id"] == cid
+    # in a log (no terminal) the best rule's code is printed as wide as the code, not padded to the log width
+    plain = _cli("runs", "show", "latest", env=env).stdout.splitlines()
+    assert plain[-1].strip() == "x" and max(len(line) for line in plain if "x" in line.split()) < 80
     assert _cli("runs", "path", env=env).stdout.strip() == str(tmp_path / "symdisc.db")
 
 

@@ -1,5 +1,6 @@
-"""Line figures with a mean line and a ±1 std band per series (bench and compare use them), and the
-bench's tuning figure (validation score against learning rate)."""
+"""Line figures with a mean line and a ±1 std band per series (bench and compare use them), the
+bench's tuning figure (validation score against learning rate) and its performance profile across
+tasks."""
 
 from __future__ import annotations
 
@@ -8,16 +9,24 @@ from pathlib import Path
 from typing import Optional
 
 
-def mean_band_figure(path: Path, series: dict, xlabel: str, ylabel: str, title: str,
-                     hline: Optional[tuple] = None, marker: Optional[str] = None) -> Optional[Path]:
-    """``series``: label -> (xs, list of y-curves of the same length as xs). Returns None without
-    matplotlib (an optional dependency)."""
+def _pyplot():
+    """matplotlib's pyplot on the file backend, or None without matplotlib (an optional dependency)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def mean_band_figure(path: Path, series: dict, xlabel: str, ylabel: str, title: str,
+                     hline: Optional[tuple] = None, marker: Optional[str] = None) -> Optional[Path]:
+    """``series``: label -> (xs, list of y-curves of the same length as xs). Returns None without
+    matplotlib (an optional dependency)."""
+    plt = _pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for label, (xs, curves) in series.items():
@@ -48,12 +57,8 @@ def tuning_figure(path: Path, tuned: dict, title: str) -> Optional[Path]:
     curves = {label: t for label, t in tuned.items() if t.get("scores")}
     if not curves:
         return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for label, t in curves.items():
@@ -70,6 +75,32 @@ def tuning_figure(path: Path, tuned: dict, title: str) -> Optional[Path]:
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("validation accuracy (split of the training data)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def profile_figure(path: Path, profile: dict, unit: str, title: str) -> Optional[Path]:
+    """An AlgoPerf-style performance profile: per optimizer, the fraction of tasks on which its time to
+    the target is within a factor tau of the fastest optimizer's, against tau (log scale). ``profile``:
+    bench/report.py's ``profile()`` answer; ``unit``: one of its ``by`` keys."""
+    curves = profile.get("by", {}).get(unit) or {}
+    if not curves:
+        return None
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for label, p in curves.items():
+        ax.step(p["taus"], p["fraction"], where="post", label=f"{label} (area {p['area']:.2f})")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("tau: time to target / the fastest optimizer's")
+    ax.set_ylabel("fraction of tasks")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -278,6 +278,12 @@ def _report(config, entries, tasks, all_results, chosen_by_task, out: Path, is_s
         for task, per in tuned.items() if task in report["tasks"] for label, t in per.items())
     prof = profile(report["tasks"], labels)
     if prof is not None:
+        from symdisc.bench.figures import profile_figure
+
+        png = profile_figure(out / "profile.png", prof, "median_seconds",
+                             f"symdisc bench: performance profile over {len(report['tasks'])} tasks (seconds)")
+        if png:
+            prof["figure"] = str(png)
         report["profile"] = prof
     if is_suite and report["tasks"]:
         names = list(dict.fromkeys(e.label for e in entries))

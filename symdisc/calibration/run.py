@@ -165,11 +165,13 @@ def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(prog="calibrate")
     parser.add_argument("--dir", default=None)
     parser.add_argument("--phase", action="append", choices=("truth", "fidelity", "report"))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the usable cores)")
     args = parser.parse_args(argv)
     import torch
 
-    torch.set_num_threads(args.threads)
+    from symdisc.config import usable_cpus
+
+    torch.set_num_threads(args.threads or usable_cpus())
     folder = Path(args.dir) if args.dir else default_dir()
     journal = Journal(folder / "journal.jsonl")
     phases = args.phase or ["truth", "fidelity", "report"]

@@ -14,7 +14,7 @@ def calibrate(
     out: Optional[str] = typer.Option(None, "--dir", help="Journal and results folder (default: runs/calibration "
                                       "under SYMDISC_HOME). Rerun with the same folder to resume."),
     phase: Optional[List[str]] = typer.Option(None, "--phase", help="truth, fidelity and/or report (default: all)."),
-    threads: int = typer.Option(2, help="torch threads for the ground-truth training."),
+    threads: int = typer.Option(0, help="torch threads for the ground-truth training (0: the cores this process may use)."),
     task: Optional[List[str]] = typer.Option(None, "--task", help="Calibrate on task files instead (PATH.py or a "
                                              "built-in task, repeatable): the truth is each rule on the task at its "
                                              "full STEPS; the fidelities are the proxy and the task stages of a search."),
@@ -30,7 +30,7 @@ def calibrate(
         return
     from symdisc.calibration.run import main
 
-    argv = ["--threads", str(threads)]
+    argv = ["--threads", str(threads)] if threads else []
     if out:
         argv += ["--dir", out]
     for p in phase or []:

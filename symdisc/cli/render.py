@@ -146,6 +146,8 @@ def print_bench(report: dict) -> None:
                   highlight=False)
         for line in report["profile"]["summary"].values():
             out.print(f"  {line}", highlight=False)
+        if report["profile"].get("figure"):
+            out.print(f"  figure: {report['profile']['figure']}", highlight=False)
     if "overall_fitness" in report:
         table = Table(title="evo-optimizer protocol: task fitness = acc + 0.05 * max(0, 1 - final loss)")
         tasks = list(report["tasks"])

@@ -137,7 +137,9 @@ def runs_show(
         heldout = f", held-out {best['heldout']:.4f}" if best.get("heldout") is not None else ""
         out.print(f"best: candidate {best['id']} ({best['name'] or best['origin']}), proxy {best['fitness']:.4f}{heldout}",
                   highlight=False)
-        out.print(Syntax(best["normalized"] or best["code"] or "", "python"))
+        code = best["normalized"] or best["code"] or ""
+        # as wide as the code: a log console is LOG_WIDTH wide, and Syntax pads every line to the width
+        out.print(Syntax(code, "python", code_width=max((len(line) for line in code.splitlines()), default=1)))
 
 
 def _print_proposals(out, proposals: dict) -> None:

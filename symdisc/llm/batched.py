@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from symdisc.config import usable_cpus
 from symdisc.errors import BackendError, ModelError
 from symdisc.llm import Generation, Request
 
@@ -130,7 +131,7 @@ class BatchedLlamaBackend:
         except ImportError:
             raise ModelError("llama-cpp-python is not installed (pip install 'symdisc[llm]', or make install)") from None
         self._lc = llama_cpp
-        threads = n_threads or os.cpu_count() or 2
+        threads = n_threads or usable_cpus()
         self.slots_n = max(1, int(slots))
         self.slots = self.slots_n
         self.n_ctx = n_ctx  # per request, as LlamaCppBackend checks it

@@ -7,10 +7,10 @@ contract) is computed once per run.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Optional
 
+from symdisc.config import usable_cpus
 from symdisc.errors import BackendError, ModelError
 from symdisc.llm import Generation, Request
 
@@ -25,7 +25,7 @@ class LlamaCppBackend:
             import llama_cpp  # noqa: F401
         except ImportError:
             raise ModelError("llama-cpp-python is not installed (pip install 'symdisc[llm]', or make install)") from None
-        threads = n_threads or os.cpu_count() or 2
+        threads = n_threads or usable_cpus()
         try:
             from symdisc.llm.batched import load_llama
 
