@@ -18,13 +18,12 @@ import argparse
 import json
 import os
 import statistics
-from collections import Counter
-import subprocess
 import sys
-import time
+from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
+from journal import ROOT, env as journal_env, run_step, say, stopped_run, symdisc  # noqa: E402
 BASELINES = ["adam", "adamw", "sgd", "lion", "sign-sgd", "robust-zero-state"]
 # What the goal compares a discovery against: all of these, beaten (a paired difference above zero,
 # Holm-corrected p < ALPHA over the discovery's checks) ...
@@ -33,54 +32,6 @@ ALPHA = 0.05
 # ... and this one matched: not shown worse (at 10 epochs, with its better schedule).
 MATCH = "adam"
 TASKS = {"fmnist-noisy": [], "audit": ["--task", "mnist", "--noise", "0.4"]}
-
-
-def symdisc(*args: str) -> list[str]:
-    return [str(ROOT / ".venv" / "bin" / "symdisc"), *args]
-
-
-def run_step(name: str, argv: list[str], out: Path, env: dict, resume=None) -> dict:
-    """Run one command, or return its saved answer. ``resume()`` gives extra argv for a stopped step."""
-    answer = out / f"{name}.json"
-    if answer.exists():
-        return json.loads(answer.read_text())
-    extra = resume() if resume else []
-    if extra:
-        argv = extra
-    say(f"{name}: {' '.join(argv[1:])}")
-    t0 = time.time()
-    with open(out / f"{name}.log", "a") as log:
-        log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
-        log.flush()
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, env=env, cwd=ROOT, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"campaign: step {name} failed (exit {proc.returncode}); see {out / (name + '.log')}")
-    data = json.loads(proc.stdout)
-    data["campaign_wall_s"] = round(time.time() - t0, 1)
-    data["campaign_command"] = " ".join(["symdisc", *argv[1:]])
-    tmp = answer.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    tmp.rename(answer)
-    say(f"{name}: done in {data['campaign_wall_s']:.0f} s")
-    return data
-
-
-def say(message: str) -> None:
-    print(f"campaign: {message}", file=sys.stderr, flush=True)
-
-
-def stopped_run(env: dict, kind: str, match) -> list[str]:
-    """The id of a stopped run of ``kind`` whose config ``match`` accepts (to --resume it)."""
-    from symdisc.store import Store
-
-    os.environ["SYMDISC_HOME"] = env["SYMDISC_HOME"]
-    if not (Path(env["SYMDISC_HOME"]) / "symdisc.db").exists():
-        return []
-    store = Store()
-    for run in store.list_runs(limit=200, kind=kind):
-        if run["status"] != "finished" and not run.get("parent_run") and match(run["config"] or {}):
-            return [run["id"]]
-    return []
 
 
 def search_runs(compare: dict, buffers: dict | None) -> list[tuple[str, str]]:
@@ -154,7 +105,7 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, SYMDISC_HOME=args.home, OMP_WAIT_POLICY="PASSIVE")
+    env = journal_env(args.home)
     Path(args.home).mkdir(parents=True, exist_ok=True)
     if args.only != "summary":
         (out / "campaign.json").write_text(json.dumps(vars(args), indent=1))
@@ -164,12 +115,12 @@ def main(argv=None) -> int:
 
     if args.only != "summary":
         def resume_compare():
-            ids = stopped_run(env, "compare", lambda c: c.get("minutes") == args.minutes
+            ids = stopped_run(args.home, "compare", lambda c: c.get("minutes") == args.minutes
                               and c.get("proposers") == strategies)
             return symdisc("compare", "--resume", ids[0], "--json") if ids else []
 
         def resume_buffers():
-            ids = stopped_run(env, "evolve", lambda c: c.get("memory") == "buffers"
+            ids = stopped_run(args.home, "evolve", lambda c: c.get("memory") == "buffers"
                               and c.get("minutes") == args.buffers_minutes)
             return symdisc("evolve", "--resume", ids[0], "--json") if ids else []
 
