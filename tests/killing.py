@@ -29,11 +29,15 @@ def evolve_then_kill(home, args: list, env: dict, proposed: int = 3, seeds: int 
     return db
 
 
-def bench_then_kill(home, args: list, env: dict, final_cells: int = 1):
-    """Run ``symdisc bench ARGS`` until ``final_cells`` final seeds are stored, then SIGKILL its process
-    group. Returns (database path, run id)."""
+def bench_then_kill(home, args: list, env: dict, final_cells: int = 1, sig: int = signal.SIGKILL,
+                    stderr=subprocess.DEVNULL):
+    """Run ``symdisc bench ARGS`` until ``final_cells`` final seeds are stored, then send ``sig`` to its
+    process group (SIGKILL: no handler runs; SIGINT: Ctrl-C, with the default disposition restored
+    in case this process was started with SIGINT ignored). Returns (database path, run id), or
+    (database path, run id, process) for any other signal, which the caller waits for."""
     proc = subprocess.Popen([sys.executable, "-m", "symdisc.cli.app", "bench", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     db = home / "symdisc.db"
     deadline, done, run_id = time.time() + 180, 0, None
     while time.time() < deadline and done < final_cells and proc.poll() is None:
@@ -45,6 +49,8 @@ def bench_then_kill(home, args: list, env: dict, final_cells: int = 1):
                     run_id = runs[0]["id"]
                     done = sum((r.get("phase") or "final") == "final" for r in store.bench_results(run_id))
     assert done >= final_cells and proc.poll() is None, "the bench did not get going (or finished before the kill)"
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, sig)
+    if sig != signal.SIGKILL:
+        return db, run_id, proc
     proc.wait()
     return db, run_id

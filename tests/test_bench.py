@@ -668,6 +668,38 @@ def test_a_killed_bench_resumes_keeping_every_finished_cell(tmp_path, monkeypatc
     assert all(p["n"] == 3 for p in report["tasks"]["fmnist-noisy"]["pairs"]["final"])
 
 
+def test_ctrl_c_stops_a_bench_with_one_line_and_it_resumes(tmp_path):
+    """Ctrl-C (SIGINT to the process group, the sandbox worker included) stops the bench: it marks the
+    run interrupted, keeps every finished cell, says how to resume, and ``--resume`` finishes it."""
+    import signal
+
+    from tests.killing import bench_then_kill
+
+    home = tmp_path / "home"
+    home.mkdir()
+    _idx_fixture(tmp_path / "data" / "fashion-mnist", n_train=400, n_test=64)
+    env = dict(os.environ, SYMDISC_HOME=str(home), SYMDISC_DATA=str(tmp_path / "data"), OMP_WAIT_POLICY="PASSIVE",
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    args = ["sgd", "--against", "adam", "--seeds", "3", "--steps", "150", "--batch", "16", "--tuner", "none",
+            "--evals-per-epoch", "1", "--json"]
+    db, run_id, proc = bench_then_kill(home, args, env, final_cells=1, sig=signal.SIGINT, stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err
+    with Store(db) as store:
+        assert store.get_run(run_id)["status"] == "interrupted"
+        before = store.bench_results(run_id)
+    assert 1 <= len(before) < 6
+    result = subprocess.run([sys.executable, "-m", "symdisc.cli.app", "bench", "--resume", run_id, "--json"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    with Store(db) as store:
+        after = store.bench_results(run_id)
+        assert store.get_run(run_id)["status"] == "finished"
+    assert all(r in after for r in before) and len(after) == 6
+
+
 def test_fmnist_2c2d_is_deepobs_network():
     from symdisc.bench.train import TASKS
     from symdisc.judge.training import make_model
