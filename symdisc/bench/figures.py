@@ -21,6 +21,21 @@ def _pyplot():
     return plt
 
 
+def _save(fig, ax, plt, path: Path, xlabel: str, ylabel: str, title: str, log_x: bool = False) -> Path:
+    """Labels, grid and legend, then the file; the figure is closed."""
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def mean_band_figure(path: Path, series: dict, xlabel: str, ylabel: str, title: str,
                      hline: Optional[tuple] = None, marker: Optional[str] = None) -> Optional[Path]:
     """``series``: label -> (xs, list of y-curves of the same length as xs). Returns None without
@@ -39,15 +54,7 @@ def mean_band_figure(path: Path, series: dict, xlabel: str, ylabel: str, title: 
                         color=line.get_color(), alpha=0.15)
     if hline is not None:
         ax.axhline(hline[0], color="grey", linestyle="--", label=hline[1])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, plt, path, xlabel, ylabel, title)
 
 
 def tuning_figure(path: Path, tuned: dict, title: str) -> Optional[Path]:
@@ -72,16 +79,8 @@ def tuning_figure(path: Path, tuned: dict, title: str) -> Optional[Path]:
                 if best:
                     ax.plot([best[0][0]], [best[0][1]], marker="o", markersize=12, markerfacecolor="none",
                             color=line.get_color())
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("validation accuracy (split of the training data)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, plt, path, "learning rate", "validation accuracy (split of the training data)", title,
+                 log_x=True)
 
 
 def profile_figure(path: Path, profile: dict, unit: str, title: str) -> Optional[Path]:
@@ -97,14 +96,6 @@ def profile_figure(path: Path, profile: dict, unit: str, title: str) -> Optional
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for label, p in curves.items():
         ax.step(p["taus"], p["fraction"], where="post", label=f"{label} (area {p['area']:.2f})")
-    ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("tau: time to target / the fastest optimizer's")
-    ax.set_ylabel("fraction of tasks")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, plt, path, "tau: time to target / the fastest optimizer's", "fraction of tasks", title,
+                 log_x=True)
