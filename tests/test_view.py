@@ -11,6 +11,7 @@ from symdisc.config import EvolveConfig, ProxyConfig
 from symdisc.llm.fake import ScriptedBackend
 from symdisc.search.funnel import funnel_report
 from symdisc.search.loop import Evolution
+from symdisc.search.proposers import make_proposer
 from symdisc.store import Store
 from symdisc.view.html import page
 from symdisc.view.report import repeat_command, run_data
@@ -35,6 +36,30 @@ def scripted_run(tmp_path_factory, gate, sandbox):
         store.update_candidate(row["id"], heldout=round(0.5 + 0.03 * ((k * 7) % 5), 4))
     store.close()
     return db, evo.run_id
+
+
+@pytest.fixture(scope="module")
+def mutate_run(tmp_path_factory, gate, sandbox):
+    """A finished run of the mutation engine (several operators), watched by the live view in log mode."""
+    import io
+
+    from rich.console import Console
+
+    from symdisc.cli.live import EvolveView
+
+    db = tmp_path_factory.mktemp("mutatehome") / "symdisc.db"
+    store = Store(db)
+    config = EvolveConfig(proposer="mutate", candidates=16, funnel=False, proxy=ProxyConfig(seeds=2, steps=30))
+    config.mutation.fit_seeds, config.mutation.fit_top = False, 0.0
+    log = io.StringIO()
+    evo = None
+    view = EvolveView(store, lambda: evo.run_id if evo else None,
+                      console=Console(file=log, width=10_000, soft_wrap=True, force_terminal=False))
+    evo = Evolution.start(store, config, make_proposer("mutate"), gate, sandbox, on_event=view)
+    evo.run()
+    stats = {by: store.proposal_stats(evo.run_id, by) for by in ("operator", "model")}
+    store.close()
+    return db, evo.run_id, view, log.getvalue(), stats
 
 
 def _expected_tree_nodes(store, run_id, leaders=5) -> int:
@@ -291,3 +316,119 @@ def test_a_bench_runs_page_shows_its_results_and_command(tmp_path):
     assert data["run"]["command"] == ("symdisc bench robust-zero-state --against adam,sgd --task fmnist-noisy "
                                       "--seeds 3 --epochs 3 --tune 0")
     store.close()
+
+
+def test_run_data_has_the_proposals_of_runs_show(mutate_run):
+    db, run_id, _, _, stats = mutate_run
+    store = Store(db, create=False)
+    data = run_data(store, run_id)
+    store.close()
+    operators = data["proposals"]["operator"]
+    assert len(operators) >= 2 and sum(st["replies"] for st in operators.values()) == 16
+    assert sum(st["new"] for st in operators.values()) == sum(c["outcome"] == "new" for c in data["candidates"])
+    for name, st in operators.items():
+        rate = st.pop("new_per_min")
+        assert st == stats["operator"][name]
+        assert rate == (round(st["new"] * 60 / st["seconds"], 2) if st["seconds"] > 0 else None)
+    assert set(operators) == set(stats["operator"])
+    assert {k: {f: v for f, v in st.items() if f != "new_per_min"} for k, st in data["proposals"]["model"].items()} \
+        == stats["model"]
+
+
+def _proposal_rows(dom: str, by: str) -> dict:
+    """The rendered proposal table: key -> {column: cell text}."""
+    import re
+
+    rows = {}
+    for key, cells in re.findall(rf'<tr class="proposal-row" data-by="{by}" data-key="([^"]*)">(.*?)</tr>', dom):
+        rows[key] = dict(re.findall(r'<td class="num" data-col="([a-z_]+)">([^<]*)</td>', cells))
+    return rows
+
+
+def test_report_shows_the_operator_table_in_chromium(mutate_run, tmp_path):
+    db, run_id, _, _, stats = mutate_run
+    store = Store(db, create=False)
+    out = tmp_path / "report.html"
+    out.write_text(page(run_data(store, run_id)), encoding="utf-8")
+    store.close()
+    rendered = browser.render(out.as_uri(), tmp_path, "operators.png")
+    dom = rendered["dom"]
+    assert browser.element_text(dom, "js-errors") == "" and rendered["console"] == []
+    assert "Proposals by operator" in dom
+    shown = _proposal_rows(dom, "operator")
+    assert set(shown) == set(stats["operator"])
+    for name, st in stats["operator"].items():
+        cells = shown[name]
+        assert [int(cells[k]) for k in ("replies", "new", "repeats", "improvements")] == \
+            [st["replies"], st["new"], st["repeats"], st["improvements"]]
+        assert cells["seconds"] == f"{st['seconds']:.1f}"
+    assert _proposal_rows(dom, "model") == {}  # one model (none: mutations): no table by model
+
+
+def test_the_live_view_tallies_what_each_operator_proposed(mutate_run):
+    db, run_id, view, log, stats = mutate_run
+    tally = view.tally.stats["operator"]
+    assert set(tally) == set(stats["operator"])
+    for name, st in stats["operator"].items():
+        assert {k: tally[name][k] for k in ("replies", "new", "repeats", "improvements")} == \
+            {k: st[k] for k in ("replies", "new", "repeats", "improvements")}
+        assert tally[name]["seconds"] == pytest.approx(st["seconds"], abs=0.01)
+    # a log: every proposed candidate's line names its operator, and the tally is one line at the end
+    lines = log.splitlines()
+    assert sum("mutate/" in line for line in lines) == 16
+    end = [line for line in lines if line.startswith("symdisc: by operator: ")]
+    assert len(end) == 1 and end[0] == "symdisc: by operator: " + view.tally.line()
+    assert all(f"{name} {st['new']} new, {st['improvements']} improved" in end[0] for name, st in stats["operator"].items())
+
+    # a resumed run's view starts from the stored numbers, and draws them as a table
+    import io
+
+    from rich.console import Console
+
+    from symdisc.cli.live import EvolveView
+
+    store = Store(db, create=False)
+    out = io.StringIO()
+    again = EvolveView(store, lambda: run_id, console=Console(file=out, width=200, force_terminal=False))
+    again("start", {"run_id": run_id, "config": EvolveConfig(candidates=20)})
+    assert again.tally.stats == stats
+    again.console.print(again._render())
+    store.close()
+    text = out.getvalue()
+    assert "by operator" in text
+    for name, st in stats["operator"].items():
+        row = next(line for line in text.splitlines() if line.startswith(f"│ {name} "))
+        assert row.split("│")[2:6] and [int(c) for c in row.split("│")[2:6]] == \
+            [st["replies"], st["new"], st["repeats"], st["improvements"]]
+
+
+def test_the_tally_counts_as_the_store_does():
+    """Seeds and pending replies are not proposals; an improvement beats its parent's fitness,
+    looked up once for a parent the tally has not seen; repeats and seconds per key."""
+    from symdisc.cli.live import ProposalTally
+
+    looked_up = []
+
+    def parent_fitness(cid):
+        looked_up.append(cid)
+        return {1: 0.5}.get(cid)
+
+    tally = ProposalTally(parent_fitness)
+
+    def row(cid, status, fitness=None, parent=None, operator="insert", origin="mutate", ms=(0, 100, 900)):
+        return {"id": cid, "origin": origin, "status": status, "fitness": fitness, "parent_id": parent,
+                "operator": operator, "model": None, "gen_ms": ms[0], "gate_ms": ms[1], "eval_ms": ms[2]}
+
+    tally.add(row(1, "evaluated", 0.5, origin="seed", operator=None))
+    tally.add(row(2, "evaluated", 0.6, parent=1))  # beats the seed: an improvement
+    tally.add(row(3, "evaluated", 0.55, parent=2))  # below its parent (0.6): new, not an improvement
+    tally.add(row(4, "duplicate", parent=2, ms=(0, 100, 0)))
+    tally.add(row(5, "evaluated", 0.7, parent=2, operator="delete"))
+    tally.add(row(6, "pending", operator="delete"))
+    tally.add(row(7, "rejected", operator="delete", ms=(0, 250, 0)))
+    assert looked_up == [1]  # the seed, once; the proposed parent came from the tally itself
+    assert tally.stats["operator"] == {
+        "insert": {"replies": 3, "new": 2, "repeats": 1, "improvements": 1, "seconds": pytest.approx(2.1)},
+        "delete": {"replies": 2, "new": 1, "repeats": 0, "improvements": 1, "seconds": pytest.approx(1.25)}}
+    assert tally.stats["model"] == {}
+    assert tally.line() == "delete 1 new, 1 improved, 1.2 s; insert 2 new, 1 improved, 2.1 s"

@@ -1,9 +1,11 @@
-"""The live view of `symdisc evolve` on stderr: progress toward the budget, leaderboard, rejections, speed.
+"""The live view of `symdisc evolve` on stderr: progress toward the budget, leaderboard, rejections, speed,
+and what each operator proposed (new programs, improvements, seconds).
 
 On a terminal it redraws a rich Live panel (the clock and the estimate tick between candidates; the
 tables are read from the store on each event, in the loop's thread, never from rich's refresh
-thread); elsewhere (a log file, CI) it prints one line per candidate, so the output stays readable
-as a log.
+thread; the per-operator numbers are a running tally of the candidates the loop reports); elsewhere
+(a log file, CI) it prints one line per candidate and the per-operator tally as one line at the end,
+so the output stays readable as a log.
 """
 
 from __future__ import annotations
@@ -56,6 +58,67 @@ def budget_progress(budget: dict, done: dict) -> dict:
             "eta_s": min(etas) if etas else None}
 
 
+PROPOSAL_FIELDS = ("replies", "new", "repeats", "improvements", "seconds")
+
+
+class ProposalTally:
+    """Per operator and per model: replies, new programs, repeats, improvements on the parent and
+    seconds, counted from the candidates the loop reports, as ``Store.proposal_stats`` counts them
+    from the table (loaded from it once when a resumed run starts). ``parent_fitness(id)`` answers
+    for a parent this tally has not seen (a seed, a program of an earlier session)."""
+
+    def __init__(self, parent_fitness):
+        self.parent_fitness = parent_fitness
+        self.stats: dict = {"operator": {}, "model": {}}
+        self.fitness: dict = {}  # proposed candidates' proxy fitness by id, as they were reported
+
+    def load(self, stats: dict) -> None:
+        self.stats = {by: {k: dict(v) for k, v in stats.get(by, {}).items()} for by in ("operator", "model")}
+
+    def add(self, row: dict) -> None:
+        if row["origin"] == "seed" or row["status"] == "pending":
+            return  # a seed's score can still be restandardised: its parents' fitness is read when needed
+        self.fitness[row["id"]] = row.get("fitness")
+        new = row["status"] == "evaluated"
+        improved = False
+        if new and row.get("parent_id") is not None and row.get("fitness") is not None:
+            parent = row["parent_id"]
+            if parent not in self.fitness:
+                self.fitness[parent] = self.parent_fitness(parent)
+            improved = self.fitness[parent] is not None and row["fitness"] > self.fitness[parent]
+        seconds = sum((row.get(k) or 0.0) for k in ("gen_ms", "gate_ms", "eval_ms")) / 1000.0
+        for by in ("operator", "model"):
+            key = row.get(by)
+            if key is None:
+                continue
+            st = self.stats[by].setdefault(key, dict.fromkeys(PROPOSAL_FIELDS, 0))
+            st["replies"] += 1
+            st["new"] += int(new)
+            st["repeats"] += int(row["status"] == "duplicate")
+            st["improvements"] += int(improved)
+            st["seconds"] += seconds
+
+    def line(self, by: str = "operator") -> str:
+        """One line: each key's new programs, improvements and seconds."""
+        return "; ".join(f"{k} {st['new']} new, {st['improvements']} improved, {st['seconds']:.1f} s"
+                         for k, st in sorted(self.stats[by].items()))
+
+    def table(self, by: str = "operator", limit: int = 10):
+        from rich.table import Table
+
+        table = Table(title=f"by {by}: new programs, improvements on the parent, seconds spent", expand=False)
+        for col in (by, "replies", "new", "repeats", "improved", "seconds", "new/min"):
+            table.add_column(col, justify="left" if col == by else "right")
+        ranked = sorted(self.stats[by].items(), key=lambda kv: (-kv[1]["new"], kv[0]))
+        for key, st in ranked[:limit]:
+            rate = f"{st['new'] * 60 / st['seconds']:.1f}" if st["seconds"] > 0 else ""
+            table.add_row(str(key), str(st["replies"]), str(st["new"]), str(st["repeats"]), str(st["improvements"]),
+                          f"{st['seconds']:.1f}", rate)
+        if len(ranked) > limit:
+            table.add_row(f"(+{len(ranked) - limit} more)", "", "", "", "", "", "")
+        return table
+
+
 class EvolveView:
     def __init__(self, store, run_id_getter, console=None):
         from symdisc.cli.base import console as make_console
@@ -71,6 +134,7 @@ class EvolveView:
         self.event_clock = time.monotonic()
         self.budget: dict = {}
         self.tables = None
+        self.tally = ProposalTally(self._stored_fitness)
 
     def __enter__(self):
         if self.console.is_terminal:
@@ -93,6 +157,8 @@ class EvolveView:
             config = data.get("config")
             if config is not None:
                 self.budget = {k: getattr(config, k, None) for k in ("candidates", "minutes", "evaluations")}
+            # a resumed run's earlier candidates, read once; the loop's thread, like every store read here
+            self.tally.load({by: self.store.proposal_stats(data["run_id"], by) for by in ("operator", "model")})
             if self.live is None:
                 self.console.print(f"symdisc: run {data['run_id']} started ({self._progress()['label']})",
                                    highlight=False)
@@ -103,17 +169,24 @@ class EvolveView:
         elif kind == "candidate":
             self._note(data["summary"])
             row = data["row"]
+            self.tally.add(row)
             if self.live is None:
                 verdict = f"{row['fitness']:.4f}" if row["status"] == "evaluated" else f"{row['status']} {row['reason']}"
                 p = self._progress()
-                self.console.print(f"  #{row['seq']:<4} {row['origin']:<5} {verdict:<24} [{p['label']}, "
+                source = row["origin"] + (f"/{row['operator']}" if row.get("operator") else "")
+                self.console.print(f"  #{row['seq']:<4} {source:<16} {verdict:<24} [{p['label']}, "
                                    f"elapsed {clock(self._elapsed())}, left ~{clock(p['eta_s'])}]", highlight=False)
         elif kind == "end":
             self._note(data["summary"])
             self.status = data["status"]
+            if self.live is None and self.tally.stats["operator"]:
+                self.console.print(f"symdisc: by operator: {self.tally.line()}", highlight=False)
         if self.live is not None:
             self._refresh_tables()
             self.live.refresh()
+
+    def _stored_fitness(self, candidate_id: int):
+        return self.store.get_candidate(candidate_id).get("fitness")
 
     def _note(self, summary: dict) -> None:
         self.last = summary
@@ -155,7 +228,13 @@ class EvolveView:
                 rejections.add_row(reason, str(count))
             if self.budget.get("evaluations"):
                 self._evaluations = self.store.evaluated_count(run_id)
-        self.tables = (board, rejections)
+        tables = [board, rejections]
+        # the tally's tables are drawn here too, so rich's refresh thread never reads a dict being filled
+        if self.tally.stats["operator"]:
+            tables.append(self.tally.table("operator"))
+        if len(self.tally.stats["model"]) > 1:
+            tables.append(self.tally.table("model"))
+        self.tables = tuple(tables)
 
     def __rich__(self):
         return self._render()

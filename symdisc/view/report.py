@@ -2,7 +2,8 @@
 
 One JSON-able dict: the run (config, model, versions, budget, status, the command that repeats it),
 every candidate (scores, verdict, code), best-so-far series per fidelity, where replies went over the
-run (and per operator and per model where the candidates table has those columns), the lineage tree
+run (and per operator and per model where the candidates table has those columns), what each operator
+and each model proposed (replies, new programs, repeats, improvements on the parent, seconds), the lineage tree
 from seeds to the leaders, proxy against held-out with the rank correlation, and bench results of
 the run's candidates with their figures. The page (html.py) draws it; `symdisc ui` serves it as JSON.
 """
@@ -247,6 +248,18 @@ def _bench(store: Store, ids: set[int], own: Optional[str] = None) -> list[dict]
     return out
 
 
+def proposals(store: Store, run_id: str) -> dict:
+    """Per operator and per model: ``Store.proposal_stats`` (the numbers of `runs show`), with the new
+    programs per minute of the seconds they cost (None before any second was spent)."""
+    out = {}
+    for by in ("operator", "model"):
+        stats = store.proposal_stats(run_id, by)
+        for st in stats.values():
+            st["new_per_min"] = round(st["new"] * 60 / st["seconds"], 2) if st["seconds"] > 0 else None
+        out[by] = stats
+    return out
+
+
 def run_data(store: Store, run_id: str) -> dict:
     """Everything a run's page shows."""
     from symdisc.search.funnel import funnel_report
@@ -279,6 +292,7 @@ def run_data(store: Store, run_id: str) -> dict:
         "best": leaders[0]["id"] if leaders else None,
         "best_so_far": _best_so_far(rows),
         "outcomes": _outcomes(rows, columns),
+        "proposals": proposals(store, run["id"]),
         "tree": _tree(rows, leaders),
         "funnel": dict(funnel, points=scatter),
         "bench": _bench(store, {r["id"] for r in rows}, own=run["id"] if run["kind"] == "bench" else None),

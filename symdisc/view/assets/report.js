@@ -171,6 +171,28 @@
     return out;
   }
 
+  // what each operator (and each model) proposed: the numbers of `symdisc runs show`
+  var PROPOSAL_COLS = [["replies", "replies", 0], ["new", "new programs", 0], ["repeats", "repeats", 0],
+                       ["improvements", "improvements", 0], ["seconds", "seconds", 1], ["new_per_min", "new per minute", 1]];
+  function proposalTable(by, stats) {
+    var head = el("tr", {}, [el("th", { text: by })].concat(PROPOSAL_COLS.map(function (c) { return el("th", { text: c[1] }); })));
+    var body = Object.keys(stats).map(function (k) {
+      var st = stats[k];
+      return el("tr", { "class": "proposal-row", "data-by": by, "data-key": k }, [el("td", { text: k })].concat(PROPOSAL_COLS.map(function (c) {
+        return el("td", { "class": "num", "data-col": c[0], text: c[2] ? fmt(st[c[0]], c[2]) : String(st[c[0]]) });
+      })));
+    });
+    return el("div", { style: "overflow:auto" }, [el("table", { "class": "grid proposals-" + by }, [el("thead", {}, [head]), el("tbody", {}, body)])]);
+  }
+  function proposalSection() {
+    var p = DATA.proposals || {}, ops = p.operator || {}, models = p.model || {};
+    var out = [];
+    if (!Object.keys(ops).length) out.push(el("p", { "class": "muted", text: "No judged proposal names its operator yet." }));
+    else out.push(el("p", { "class": "muted", text: "New programs: evaluated and new; improvements: new programs that beat their parent's proxy fitness; seconds: generation or fitting, gate and sandbox." }), proposalTable("operator", ops));
+    if (Object.keys(models).length > 1) out.push(el("h3", { text: "by model" }), proposalTable("model", models));
+    return [el("div", { "class": "card" }, out)];
+  }
+
   function scatter() {
     var fn = DATA.funnel, p = fn.points;
     var rho = fn.spearman === null || fn.spearman === undefined ? "n/a (fewer than 3 points)" : (fn.spearman >= 0 ? "+" : "") + fn.spearman.toFixed(3);
@@ -422,6 +444,7 @@
       section("Best fitness so far", [el("div", { "class": "row" }, [el("div", { "class": "card" }, [el("h3", { text: "against candidates" }), bestChart("seq", "candidate (seq)")]),
         el("div", { "class": "card" }, [el("h3", { text: "against wall time" }), bestChart("t", "seconds since the run started")])])], "best"),
       section("Where the replies went", [el("div", { "class": "row" }, [el("div", { "class": "card" }, [outcomeChart()]), el("div", { "class": "card" }, groupTables())])], "outcomes"),
+      section("Proposals by operator", proposalSection(), "proposals"),
       section("Lineage: from the seeds to the " + DATA.tree.leaders.length + " best (" + DATA.tree.nodes.length + " programs)", [el("div", { "class": "card", id: "tree-card" }, [tree()]), detail()], "lineage"),
       section("Proxy against held-out", [el("div", { "class": "card" }, [scatter()])], "funnel"),
       section("Bench results", benchSection(), "bench"),
