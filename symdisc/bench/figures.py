@@ -21,6 +21,15 @@ def _pyplot():
     return plt
 
 
+def _canvas():
+    """(pyplot, figure, axes) of the bench's figure size, or None without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    return plt, fig, ax
+
+
 def _save(fig, ax, plt, path: Path, xlabel: str, ylabel: str, title: str, log_x: bool = False) -> Path:
     """Labels, grid and legend, then the file; the figure is closed."""
     if log_x:
@@ -40,10 +49,10 @@ def mean_band_figure(path: Path, series: dict, xlabel: str, ylabel: str, title: 
                      hline: Optional[tuple] = None, marker: Optional[str] = None) -> Optional[Path]:
     """``series``: label -> (xs, list of y-curves of the same length as xs). Returns None without
     matplotlib (an optional dependency)."""
-    plt = _pyplot()
-    if plt is None:
+    made = _canvas()
+    if made is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    plt, fig, ax = made
     for label, (xs, curves) in series.items():
         if not curves or not xs:
             continue
@@ -64,10 +73,10 @@ def tuning_figure(path: Path, tuned: dict, title: str) -> Optional[Path]:
     curves = {label: t for label, t in tuned.items() if t.get("scores")}
     if not curves:
         return None
-    plt = _pyplot()
-    if plt is None:
+    made = _canvas()
+    if made is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    plt, fig, ax = made
     for label, t in curves.items():
         wds = sorted({s[1] for s in t["scores"]})
         for wd in wds:
@@ -90,10 +99,10 @@ def profile_figure(path: Path, profile: dict, unit: str, title: str) -> Optional
     curves = profile.get("by", {}).get(unit) or {}
     if not curves:
         return None
-    plt = _pyplot()
-    if plt is None:
+    made = _canvas()
+    if made is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    plt, fig, ax = made
     for label, p in curves.items():
         ax.step(p["taus"], p["fraction"], where="post", label=f"{label} (area {p['area']:.2f})")
     ax.set_ylim(-0.02, 1.02)
