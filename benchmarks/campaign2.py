@@ -69,14 +69,17 @@ def parse_args(argv=None):
     search.add_argument("--minutes", type=float, default=12.0, help="wall clock per search run")
     search.add_argument("--repeats", type=int, default=3, help="search runs per class (seeds 0..R-1)")
     search.add_argument("--search-tasks", default="fmnist-noisy,lm-chars", help="evolve --task, each")
+    search.add_argument("--max-buffers", type=int, default=1,
+                        help="buffers class: evolve --max-buffers (1: Lion's memory, one tensor like the parameter)")
     bench = ap.add_argument_group("bench")
-    bench.add_argument("--builtin-scalar", default="orthogonal-sgd", help="the scalar class's best new built-in")
-    bench.add_argument("--builtin-buffers", default="muon", help="the buffers class's best new built-in")
+    # The best new built-in of each class in the full-size built-ins table (docs/measurements.md)
+    bench.add_argument("--builtin-scalar", default="normalized-sgd", help="the scalar class's best new built-in")
+    bench.add_argument("--builtin-buffers", default="sophia", help="the buffers class's best new built-in")
     bench.add_argument("--main-against", default="adamw,adam,sign-sgd",
                        help="the main step's baselines (the first is the time-to-target reference); the class "
                             "built-ins are added")
-    bench.add_argument("--subset-against", default="adam,sign-sgd,sgd,lion,robust-zero-state,normalized-sgd,"
-                       "adam-mini-v,sophia")
+    bench.add_argument("--subset-against", default="adam,sign-sgd,sgd,lion,robust-zero-state,"
+                       "adam-mini-v,orthogonal-sgd,muon")
     bench.add_argument("--other-against", default="adam,sign-sgd", help="baselines on the other tasks")
     bench.add_argument("--other-tasks", default="mnist-noise40,fmnist-2c2d,lm-chars")
     bench.add_argument("--main-subset", type=int, default=0, help="training images of the main step (0: all)")
@@ -146,12 +149,15 @@ def search(args, out: Path, env: dict) -> None:
             def resume(memory=memory, repeat=repeat):
                 ids = stopped_run(args.home, "evolve", lambda c: c.get("memory") == memory and c.get("seed") == repeat
                                   and c.get("proposer") == args.proposer and c.get("minutes") == args.minutes
+                                  and c.get("max_buffers") == ((args.max_buffers or None) if memory == "buffers" else None)
                                   and [t.get("name") for t in c.get("tasks") or []] == tasks)
                 return symdisc("evolve", "--resume", ids[0], "--json") if ids else []
 
             run_step(search_step(memory, repeat), symdisc(
                 "evolve", "--proposer", args.proposer, "--memory", memory, "--seed", str(repeat),
-                "--minutes", f"{args.minutes:g}", *[a for t in tasks for a in ("--task", t)], *models, "--json"),
+                "--minutes", f"{args.minutes:g}", *[a for t in tasks for a in ("--task", t)], *models,
+                *(["--max-buffers", str(args.max_buffers)] if memory == "buffers" and args.max_buffers else []),
+                "--json"),
                 out, env, resume=resume)
 
 

@@ -256,7 +256,8 @@ def main() -> None:
         try:
             answer = evaluation.evaluate(request["code"], request.get("memory", "scalar"),
                                          tuple(request.get("stages", ("probe",))), request.get("proxy"),
-                                         heldout=request.get("heldout"), cascade=request.get("cascade"))
+                                         heldout=request.get("heldout"), cascade=request.get("cascade"),
+                                         max_buffers=request.get("max_buffers"))
         except MemoryError:
             answer = {"ok": False, "stage": "sandbox", "reason": "memory", "message": "out of memory"}
         except RecursionError:

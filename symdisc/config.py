@@ -9,7 +9,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
-from symdisc.contract import MEMORY_CLASSES, SCALAR
+from symdisc.contract import BUFFERS, MEMORY_CLASSES, SCALAR
 from symdisc.errors import ConfigError
 
 
@@ -208,6 +208,9 @@ class EvolveConfig:
     replay_run: Optional[str] = None
     proposer: str = "llm"
     memory: str = SCALAR
+    # buffers class: the most tensors shaped like the parameter the state may hold (1: Lion's memory);
+    # None: as many as the class allows
+    max_buffers: Optional[int] = None
     candidates: Optional[int] = 50
     minutes: Optional[float] = None
     evaluations: Optional[int] = None  # budget in sandbox evaluations (what `symdisc compare` equalizes)
@@ -250,6 +253,11 @@ class EvolveConfig:
             raise ConfigError(f"proposer must be one of {', '.join(PROPOSERS)}, not {self.proposer!r}")
         if self.memory not in MEMORY_CLASSES:
             raise ConfigError(f"memory must be one of {', '.join(MEMORY_CLASSES)}, not {self.memory!r}")
+        if self.max_buffers is not None:
+            if self.memory != BUFFERS:
+                raise ConfigError("--max-buffers limits the buffers class: give --memory buffers")
+            if self.max_buffers < 1:
+                raise ConfigError("--max-buffers must be at least 1 (no buffers at all is the scalar class)")
         if self.candidates is None and self.minutes is None and self.evaluations is None:
             raise ConfigError("give a budget: --candidates N and/or --minutes M")
         if self.candidates is not None and self.candidates < 1:

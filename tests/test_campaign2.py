@@ -83,7 +83,7 @@ SEEDS = [0.86, 0.87, 0.865, 0.872, 0.868]
 def test_scalar_goals_from_saved_bench_answers(tmp_path):
     w = "candidate-9"
     main = {"adam": _summary(_plus(SEEDS, [0.032] * 5), state=8000), "adamw": _summary(_plus(SEEDS, [0.03] * 5)),
-            "sign-sgd": _summary(SEEDS), "orthogonal-sgd": _summary(_plus(SEEDS, [0.01, 0.012, 0.009, 0.011, 0.01])),
+            "sign-sgd": _summary(SEEDS), "normalized-sgd": _summary(_plus(SEEDS, [0.01, 0.012, 0.009, 0.011, 0.01])),
             w: _summary(_plus(SEEDS, [0.02, 0.021, 0.019, 0.022, 0.02]))}
     other = {"adam": _summary(_plus(SEEDS, [0.05] * 5)), "sign-sgd": _summary(SEEDS),
              w: _summary(_plus(SEEDS, [-0.01, -0.012, -0.009, -0.011, -0.0105]))}  # shown worse
@@ -98,7 +98,7 @@ def test_scalar_goals_from_saved_bench_answers(tmp_path):
     beat = checks["beats sign-sgd on noisy Fashion-MNIST at full size"]
     assert beat["met"] and beat["mean_diff"] == pytest.approx(0.0204) and beat["ci_low"] > 0
     assert beat["p_holm"] >= beat["p_t"]  # Holm over the class's goal tests
-    assert checks["beats orthogonal-sgd on noisy Fashion-MNIST at full size"]["met"]
+    assert checks["beats normalized-sgd on noisy Fashion-MNIST at full size"]["met"]
     half = next(c for c in result["goals"]["scalar"]["checks"] if c["goal"].startswith("closes half"))
     # half the measured gap: sign-sgd 0.867 and adam 0.899 -> 0.883; the winner is at 0.8874
     assert half["met"] and half["threshold"] == pytest.approx(0.883)
@@ -185,16 +185,16 @@ def test_smoke_preset_and_overrides():
 
 def test_a_winner_with_a_builtins_results_is_not_a_rule_of_its_own(tmp_path):
     w = "candidate-9"
-    main = {"adam": _summary(_plus(SEEDS, [0.03] * 5)), "sign-sgd": _summary(SEEDS), "orthogonal-sgd": _summary(SEEDS),
+    main = {"adam": _summary(_plus(SEEDS, [0.03] * 5)), "sign-sgd": _summary(SEEDS), "normalized-sgd": _summary(SEEDS),
             w: _summary(SEEDS)}  # simplified into signSGD, say: the same accuracy on every seed
     checks = campaign2.goals({"bench-main": campaign2.task_view(_bench(main))},
                              {"scalar": {"bench_id": 9}}, campaign2.parse_args(["--classes", "scalar"]))["scalar"]["checks"]
     identity, beat = checks[0], checks[1]
-    assert identity["met"] is False and "sign-sgd, orthogonal-sgd" in identity["distance"]
+    assert identity["met"] is False and "sign-sgd, normalized-sgd" in identity["distance"]
     # no spread in the differences: no t-test, and a tie is no win
     assert beat["p_t"] is None and beat["met"] is False and beat["distance"] == "the same result on every seed"
     exact = [0.5, 0.625, 0.75, 0.5625, 0.6875]  # binary fractions: every difference is exactly 0.125
-    main = {"sign-sgd": _summary(exact), "orthogonal-sgd": _summary(exact), "adam": _summary(exact),
+    main = {"sign-sgd": _summary(exact), "normalized-sgd": _summary(exact), "adam": _summary(exact),
             w: _summary([x + 0.125 for x in exact])}  # better by the same amount on every seed
     checks = campaign2.goals({"bench-main": campaign2.task_view(_bench(main))},
                              {"scalar": {"bench_id": 9}}, campaign2.parse_args(["--classes", "scalar"]))["scalar"]["checks"]

@@ -33,6 +33,7 @@ def evolve(
     api_concurrency: int = typer.Option(1, "--api-concurrency", help="Requests at once per --api-base server."),
     api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
+    max_buffers: Optional[int] = typer.Option(None, "--max-buffers", help="buffers class: the most tensors shaped like the parameter a rule may keep in state (1: Lion's memory; default: no limit but the class's 16 entries)."),
     proposer: str = typer.Option("llm", "--proposer", "-p", help="llm (the model, with prompt operators on islands), mutate (program mutations and fitted constants, no model), hybrid (mutate with the model as one more source), rl (REINFORCE over the mutation kinds), genome (evo-optimizer's genetic algorithm), tpe (Optuna's TPE over genomes), random (random genomes), llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on the cascade's real-data stages (heldout, long; the audit reported beside); --no-funnel: the proxy alone."),
     task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP),
@@ -66,7 +67,7 @@ def evolve(
     models = list(model or ["auto"])
     config = EvolveConfig(
         model=models[0], models=models if len(models) > 1 else [], islands=islands, api_base=api_base[0] if api_base else None, api_bases=list(api_base or []),
-        api_concurrency=api_concurrency, api_model=api_model, memory=_memory_option(memory),
+        api_concurrency=api_concurrency, api_model=api_model, memory=_memory_option(memory), max_buffers=max_buffers,
         candidates=candidates if (candidates is not None or minutes is not None) else 50, minutes=minutes,
         seed=seed, seed_rules=parse_seed_rules(seeds), replay_run=replay, proposer=proposer, funnel=funnel,
         cluster=cluster or "local",
@@ -223,6 +224,7 @@ def compare(
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Budget per repeat: wall-clock minutes, the same for every strategy (instead of --evaluations)."),
     repeats: int = typer.Option(2, "--repeats", "-r", help="Independent repeats per strategy (seeds 0..R-1)."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers, for every strategy."),
+    max_buffers: Optional[int] = typer.Option(None, "--max-buffers", help="buffers class: the most tensors shaped like the parameter a rule may keep in state (1: Lion's memory; default: no limit but the class's 16 entries)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated built-in rules that start every repeat's population (default: the memory class's seeds)."),
     model: Optional[list[str]] = typer.Option(None, "--model", help="Model for the llm strategies; repeat it to let the bandit choose among several."),
     parallel: int = typer.Option(DEFAULT_PARALLEL, "--parallel", help="llm strategy, in-process llama.cpp: requests decoded together (1: one at a time)."),
@@ -269,6 +271,10 @@ def compare(
     if resume is not None and seeds is not None:
         raise UsageError("--resume continues a comparison with its own seeds: leave out --seeds")
     seed_rules = check_seed_rules(parse_seed_rules(seeds), memory) if resume is None else None
+    if resume is not None and max_buffers is not None:
+        raise UsageError("--resume continues a comparison with its own buffer limit: leave out --max-buffers")
+    if resume is None:
+        EvolveConfig(memory=memory, max_buffers=max_buffers, seed_rules=seed_rules).validate()
     err = _stderr()
     say = lambda message: err.print(f"symdisc: {message}", highlight=False)  # noqa: E731
     opened = []  # (name, backend, params_b), one per --model, loaded once for every repeat
@@ -300,7 +306,8 @@ def compare(
         with GateClient() as gate, Sandbox(heldout=heldout, tasks=worker_tasks) as sandbox:
             report = run_compare(store, names, evaluations, repeats, memory, build, gate, sandbox,
                                  funnel=heldout or bool(worker_tasks), say=say, parallel=parallel, minutes=minutes,
-                                 resume=resume, models=models if opened else [], seed_rules=seed_rules, tasks=tasks)
+                                 resume=resume, models=models if opened else [], seed_rules=seed_rules, tasks=tasks,
+                                 max_buffers=max_buffers)
     finally:
         for _, backend, _ in opened:
             backend.close()

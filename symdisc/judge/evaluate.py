@@ -33,10 +33,12 @@ def _failure(stage: str, err: CandidateError, ms: dict) -> dict:
 
 
 def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | None = None,
-             heldout: dict | None = None, cascade: dict | None = None) -> dict:
+             heldout: dict | None = None, cascade: dict | None = None, max_buffers: int | None = None) -> dict:
     """``heldout``: the held-out stage's config (a HeldoutConfig dict); ``cascade``: per real-data
     stage (heldout, long, audit) its config dict, plus ``lrs_override`` to search instead of the
-    stage's grid (the half-decades around a lower stage's best)."""
+    stage's grid (the half-decades around a lower stage's best); ``max_buffers``: the most
+    parameter-shaped tensors the state may hold at once (None: as many as the memory class allows),
+    checked on the probes' calls."""
     cascade = dict(cascade or {})
     if heldout and "heldout" not in cascade:
         cascade["heldout"] = heldout
@@ -65,12 +67,17 @@ def evaluate(code: str, memory: str = SCALAR, stages=("probe",), proxy: dict | N
             return _failure(stage, err, ms)
         ms["probe"] = (time.perf_counter() - t1) * 1e3
         result["probe"] = report.as_dict()
+        if max_buffers is not None and report.buffers > max_buffers:
+            return _failure("probe", CandidateError(
+                "state_rule", f"the state kept {report.buffers} tensors shaped like the parameter; this run "
+                f"allows at most {max_buffers}"), ms)
         try:
             result["fingerprint"] = fingerprint(update, memory)
         except CandidateError:
             result["fingerprint"] = None  # probes passed; a fingerprint is a convenience
         result["state_scalars"] = report.state_scalars
         result["state_bytes"] = report.state_bytes
+        result["buffers"] = report.buffers
     if "proxy" in stages:
         from symdisc.config import ProxyConfig
         from symdisc.judge.proxy import proxy_fitness

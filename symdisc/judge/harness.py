@@ -32,11 +32,12 @@ def classify_exception(exc: BaseException) -> CandidateError:
     return CandidateError("runtime", text[:300])
 
 
-def check_state(state: dict, param: torch.Tensor, memory: str) -> tuple[int, int]:
-    """Raise CandidateError if ``state`` breaks the memory class; return (bytes, number of scalars)."""
+def check_state(state: dict, param: torch.Tensor, memory: str) -> tuple[int, int, int]:
+    """Raise CandidateError if ``state`` breaks the memory class; return (bytes, number of scalars,
+    number of buffers: tensors shaped like the parameter)."""
     if len(state) > MAX_STATE_KEYS:
         raise CandidateError("state_rule", f"state has {len(state)} keys (limit {MAX_STATE_KEYS})")
-    size = scalars = 0
+    size = scalars = buffers = 0
     for key, value in state.items():
         if type(key) not in (str, int):
             raise CandidateError("state_rule", f"state keys must be strings, got {type(key).__name__}")
@@ -68,10 +69,11 @@ def check_state(state: dict, param: torch.Tensor, memory: str) -> tuple[int, int
                 raise CandidateError("state_rule", f"state[{key!r}] has shape {tuple(value.shape)}, "
                                      f"buffers must match the parameter's {tuple(param.shape)}")
             size += value.numel() * value.element_size()
+            buffers += value.dim() != 0
             continue
         raise CandidateError("state_rule", f"state[{key!r}] holds a {type(value).__name__}; "
                              "state values must be numbers" + (" or tensors" if memory == BUFFERS else ""))
-    return size, scalars
+    return size, scalars, buffers
 
 
 def check_step(step, param: torch.Tensor, finite: bool = True) -> None:
@@ -105,6 +107,7 @@ class CheckedRule:
         self.calls = 0
         self.state_bytes = 0
         self.state_scalars = 0
+        self.buffers = 0  # the most parameter-shaped tensors the state held after any call
 
     def __call__(self, grad: torch.Tensor, param: torch.Tensor, state: dict, lr: float, t: int) -> torch.Tensor:
         if self.check_mutation:
@@ -115,7 +118,8 @@ class CheckedRule:
             raise classify_exception(exc) from None
         self.calls += 1
         check_step(step, param, self.check_finite)
-        self.state_bytes, self.state_scalars = check_state(state, param, self.memory)
+        self.state_bytes, self.state_scalars, buffers = check_state(state, param, self.memory)
+        self.buffers = max(self.buffers, buffers)
         if self.check_mutation and not (torch.equal(grad, grad_before) and torch.equal(param, param_before)):
             raise CandidateError("mutation", "the candidate changed grad or param in place")
         return step

@@ -56,6 +56,7 @@ class ProbeReport:
     calls: int = 0
     state_bytes: int = 0
     state_scalars: int = 0
+    buffers: int = 0  # the most parameter-shaped tensors kept in state at once
     cost_ratio: float = 0.0  # the largest CPU time of one step over the reference (judge/cost.py), among
     # the steps that took at least COST_MIN_S
     memory_ratio: float = 0.0  # the largest peak memory of one step over the parameter's bytes
@@ -255,4 +256,5 @@ def run_probes(rule: CheckedRule) -> ProbeReport:
     report.calls = rule.calls
     report.state_bytes = rule.state_bytes
     report.state_scalars = rule.state_scalars
+    report.buffers = rule.buffers
     return report

@@ -131,13 +131,15 @@ class Sandbox(ChildProcess):
 
     def evaluate(self, code: str, memory: str = SCALAR, stages=("probe",), proxy: Optional[dict] = None,
                  timeout_s: Optional[float] = None, heldout: Optional[dict] = None,
-                 cascade: Optional[dict] = None) -> dict:
+                 cascade: Optional[dict] = None, max_buffers: Optional[int] = None) -> dict:
         """Run a candidate through the requested stages; a stalled or dead worker is a verdict."""
         timeout = timeout_s or self.timeout_s
         request = {"op": "evaluate", "code": code, "memory": memory, "stages": list(stages),
                    "proxy": proxy, "heldout": heldout, "cpu_s": timeout * 2}
         if cascade is not None:
             request["cascade"] = cascade
+        if max_buffers is not None:
+            request["max_buffers"] = int(max_buffers)
         return self._request(request, timeout)
 
     def train_task(self, code: str, memory: str, task: str, seed: int, lr: float, steps: int,

@@ -71,7 +71,8 @@ def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], 
                 make_proposer: Callable[[str], object], gate, sandbox, proxy: Optional[ProxyConfig] = None,
                 funnel: bool = True, on_event=None, say=None, parallel: int = 1, minutes: Optional[float] = None,
                 resume: Optional[str] = None, models: Optional[list[str]] = None,
-                seed_rules: Optional[list[str]] = None, tasks: Optional[list[dict]] = None) -> dict:
+                seed_rules: Optional[list[str]] = None, tasks: Optional[list[dict]] = None,
+                max_buffers: Optional[int] = None) -> dict:
     """Run (or, with ``resume``, continue) a comparison. A stopped comparison keeps every finished
     child run; resuming skips those and continues the one that was stopped."""
     say = say or (lambda message: None)
@@ -81,6 +82,7 @@ def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], 
         proposers, evaluations, repeats = record["proposers"], record.get("evaluations"), record["repeats"]
         memory, funnel, minutes = record["memory"], record["funnel"], record.get("minutes")
         seed_rules = record.get("seed_rules")
+        max_buffers = record.get("max_buffers")
         proxy = ProxyConfig(**record["proxy"]) if record.get("proxy") else proxy
         tasks = record.get("tasks") or []
         store.update_run(compare_id, status="running")
@@ -89,7 +91,8 @@ def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], 
             raise UsageError("give compare one budget: --evaluations N or --minutes M")
         record = {"proposers": proposers, "evaluations": evaluations, "minutes": minutes, "repeats": repeats,
                   "memory": memory, "proxy": (proxy or ProxyConfig()).__dict__, "funnel": funnel,
-                  "models": list(models or []), "seed_rules": seed_rules, "tasks": list(tasks or [])}
+                  "models": list(models or []), "seed_rules": seed_rules, "tasks": list(tasks or []),
+                  "max_buffers": max_buffers}
         compare_id = store.create_run("compare", record)
     children = {(r["config"]["proposer"], r["config"]["seed"]): r
                 for r in (store.get_run(i) for (i,) in store.db.execute(
@@ -105,7 +108,8 @@ def run_compare(store: Store, proposers: list[str], evaluations: Optional[int], 
                 if child is not None:
                     evo = Evolution.resume(store, child["id"], make_proposer(name), gate, sandbox, on_event)
                 else:
-                    config = EvolveConfig(proposer=name, memory=memory, seed=repeat, seed_rules=seed_rules,
+                    config = EvolveConfig(proposer=name, memory=memory, max_buffers=max_buffers, seed=repeat,
+                                          seed_rules=seed_rules,
                                           evaluations=evaluations,
                                           minutes=minutes,
                                           # a cap for proposers that are mostly rejected

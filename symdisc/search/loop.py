@@ -84,7 +84,7 @@ class Evolution:
               params_b: Optional[float] = None, parent_run: Optional[str] = None) -> "Evolution":
         config.validate()
         proposer = cls._as_proposer(proposer, params_b)
-        texts = load_prompts(config.memory)
+        texts = load_prompts(config.memory, max_buffers=config.max_buffers)
         record = dict(config.as_dict(), prompts=texts.as_dict())
         info = getattr(proposer, "info", {}) or {}
         run_id = store.create_run("evolve", record, model=info.get("model"), model_sha256=info.get("model_sha256"),
@@ -103,7 +103,7 @@ class Evolution:
             raise UsageError(f"run {run['id']} is still running (pid {run['pid']})")
         prompts = run["config"].get("prompts")
         config = EvolveConfig.resumed(run["config"], overrides).validate()
-        texts = PromptTexts(**prompts) if prompts else load_prompts(config.memory)
+        texts = PromptTexts(**prompts) if prompts else load_prompts(config.memory, max_buffers=config.max_buffers)
         summary = run.get("summary") or {}
         evo = cls(store, run["id"], config, texts, cls._as_proposer(proposer, params_b), gate, sandbox, on_event,
                   elapsed_before_s=float(summary.get("elapsed_s", 0.0)))
@@ -281,8 +281,11 @@ class Evolution:
 
     def evaluation_args(self) -> dict:
         """The sandbox request of the proxy stage, after the code (the same for every candidate)."""
-        return dict(memory=self.config.memory, stages=("probe", "proxy"), proxy=asdict(self.config.proxy),
+        args = dict(memory=self.config.memory, stages=("probe", "proxy"), proxy=asdict(self.config.proxy),
                     timeout_s=self.config.sandbox_timeout_s)
+        if self.config.max_buffers is not None:
+            args["max_buffers"] = self.config.max_buffers
+        return args
 
     def settle(self, candidate_id: int, update: dict, answer: dict, code: str, always_heldout: bool = False) -> dict:
         """The half of judging after the sandbox: store its answer, catch behavioural twins, run the

@@ -19,6 +19,9 @@ a Python number):
 * ``crossover``: a statement of a second program, with the statements it needs (renamed), joins the
   first before its return, and a use there is rewired to it.
 
+Under a buffer limit (``max_buffers``) a new slot averages a statistic (a Python number) once the
+program keeps that many tensor slots, and a child with more tensor slots is not made.
+
 ``Mutator.child`` repeats an operator until the child passes the gate and its live program (dead
 statements removed, ``deadcode.py``) hashes differently from the parent's and from every hash the
 caller already knows, so a repeat never costs a sandbox evaluation.
@@ -202,12 +205,41 @@ class Types:
         return None
 
 
+def tensor_slots(fn: ast.FunctionDef, memory: str) -> set:
+    """The state keys ``update`` keeps tensors in, as far as reading the code tells: a ``state.get``
+    whose default is ``torch.zeros_like(...)``, or a write of a tensor-typed value. The sandbox counts
+    the real buffers; this reading only keeps the engine from proposing what it would refuse."""
+    if memory == SCALAR:
+        return set()
+    keys = set()
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "state" and len(node.args) > 1 \
+                and "zeros_like" in ast.dump(node.args[1]) and isinstance(node.args[0], ast.Constant):
+            keys.add(node.args[0].value)
+    body = _body(fn)
+    types = Types(body, memory)
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Subscript) \
+                and isinstance(stmt.targets[0].value, ast.Name) and stmt.targets[0].value.id == "state" \
+                and isinstance(stmt.targets[0].slice, ast.Constant) and types.infer(stmt.value, types.before[i]) == "T":
+            keys.add(stmt.targets[0].slice.value)
+    return keys
+
+
 # -- the operators ------------------------------------------------------------------------------
 class Mutator:
-    def __init__(self, memory: str, rng: random.Random):
+    def __init__(self, memory: str, rng: random.Random, max_buffers: Optional[int] = None):
         self.memory = memory
         self.rng = rng
+        self.max_buffers = max_buffers
         self.lib = function_library()
+
+    def _over_buffers(self, code: str) -> bool:
+        if self.max_buffers is None:
+            return False
+        fn = update_def(ast.parse(code))
+        return fn is not None and len(tensor_slots(fn, self.memory)) > self.max_buffers
 
     # entry ------------------------------------------------------------------------------------
     def child(self, parent: str, kind: str, known: Callable[[str], bool], other: Optional[str] = None,
@@ -233,6 +265,8 @@ class Mutator:
                 continue
             if not scales_with_lr(code):
                 continue  # a step that is not zero at lr == 0 fails the probes: not worth a sandbox call
+            if self._over_buffers(code):
+                continue  # more tensor slots than the run allows: the sandbox would refuse it
             gated = check_code(code, self.memory)
             if not gated.verdict.ok or gated.ast_hash == parent_hash or known(gated.ast_hash):
                 continue
@@ -423,7 +457,8 @@ class Mutator:
         key, name = self._fresh_key(fn), self._fresh(fn, "m")
         source = a
         kind = env[a]
-        if kind == "T" and self.memory == SCALAR:
+        full = self.max_buffers is not None and len(tensor_slots(fn, self.memory)) >= self.max_buffers
+        if kind == "T" and (self.memory == SCALAR or full):
             source = f"{self.rng.choice(self.lib['reduce'])}({a}).item()" if self.lib["reduce"] else None
             kind = "S"
             if source is None:

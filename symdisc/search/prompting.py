@@ -69,7 +69,9 @@ class PromptTexts:
         return dict(self.__dict__)
 
 
-def load_prompts(memory: str, folder: Optional[Path] = None) -> PromptTexts:
+def load_prompts(memory: str, folder: Optional[Path] = None, max_buffers: Optional[int] = None) -> PromptTexts:
+    """The prompt texts of a run; ``max_buffers`` adds the run's limit on tensors in state to the
+    memory rule."""
     folder = Path(folder) if folder else prompts_dir()
 
     def read(name: str) -> str:
@@ -82,8 +84,13 @@ def load_prompts(memory: str, folder: Optional[Path] = None) -> PromptTexts:
     operators = {path.stem: path.read_text(encoding="utf-8") for path in sorted((folder / "operators").glob("*.md"))}
     if (folder / "context.md").exists():
         operators["context"] = read("context.md")
+    memory_rules = read(f"memory_{memory}.md")
+    if max_buffers is not None:
+        memory_rules = memory_rules.rstrip() + (
+            f"\nThis run allows at most {max_buffers} tensor{'s' if max_buffers != 1 else ''} shaped like param in "
+            "state at once; a program that keeps more is refused.\n")
     return PromptTexts(system=read("system.md"), whiteboard=read("whiteboard.md"), contract=read("contract.md"),
-                       memory_rules=read(f"memory_{memory}.md"), propose=read("propose.md"), operators=operators)
+                       memory_rules=memory_rules, propose=read("propose.md"), operators=operators)
 
 
 def format_programs(programs: list[dict]) -> str:

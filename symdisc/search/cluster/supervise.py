@@ -211,12 +211,14 @@ class Cluster:
     # -- the sandbox interface -------------------------------------------------------------------
     def evaluate(self, code: str, memory: str = SCALAR, stages=("probe",), proxy: Optional[dict] = None,
                  timeout_s: Optional[float] = None, heldout: Optional[dict] = None,
-                 cascade: Optional[dict] = None) -> dict:
+                 cascade: Optional[dict] = None, max_buffers: Optional[int] = None) -> dict:
         """One evaluation on some evaluator, waited for; retried once if its actor dies."""
         ray = _ray()
         args = dict(memory=memory, stages=tuple(stages), proxy=proxy, timeout_s=timeout_s, heldout=heldout)
         if cascade is not None:
             args["cascade"] = cascade
+        if max_buffers is not None:
+            args["max_buffers"] = max_buffers
         for _ in range(2):
             i = self.evaluators.pick()
             if i is None and self.replacing("evaluator"):

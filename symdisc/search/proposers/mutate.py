@@ -49,7 +49,7 @@ class MutateProposer:
             self.start(evolution)
         t0 = time.perf_counter()
         rng = random.Random(evolution.config.seed * 1_000_003 + seq)
-        mutator = Mutator(evolution.config.memory, rng)
+        mutator = Mutator(evolution.config.memory, rng, evolution.config.max_buffers)
         programs = evolution.db.programs
         known = lambda h: evolution.db.known_hash(h) is not None  # noqa: E731
         islands = len(self.population.islands)
