@@ -6,7 +6,9 @@
 
 Every step is an ordinary symdisc command, journaled by benchmarks/journal.py: its --json answer is
 OUT/STEP.json, a step whose answer is there is skipped, a stopped `evolve` or `bench` goes on with
---resume. Run it again with the same arguments until it prints the summary.
+--resume. Run it again with the same arguments until it prints the summary. The run database is
+copied, compressed, to OUT/home.db.gz after every step (and by ``--snapshot``), and put back on a
+machine that has none, so the campaign can go on across machines once that file is committed.
 
 1. search-CLASS-R: `symdisc evolve --proposer P --memory CLASS --seed R --minutes M --task T ...` for
    the scalar and the buffers class, R = 0 .. REPEATS-1, selecting on every --search-tasks task.
@@ -35,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
-from journal import ROOT, env as journal_env, run_step, saved, say, stopped_run, symdisc  # noqa: E402
+from journal import ROOT, env as journal_env, restore, run_step, saved, say, snapshot, stopped_run, symdisc  # noqa: E402
 
 CLASSES = ("scalar", "buffers")
 ALPHA = 0.05
@@ -58,6 +60,9 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", default=str(ROOT / "runs" / "campaign2"), help="SYMDISC_HOME of the campaign's runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "campaign2"))
+    ap.add_argument("--snapshot", action="store_true",
+                    help="only write OUT/home.db.gz from the run database now (before a machine is given up "
+                         "half-way through a step; every finished step writes it too)")
     ap.add_argument("--only", choices=["search", "bench", "summary"],
                     help="search: stop after the searches and winners; bench: the bench steps (the searches must "
                          "be done); summary: rewrite the summary from the journal")
@@ -106,6 +111,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     Path(args.home).mkdir(parents=True, exist_ok=True)
+    if args.snapshot:
+        say(f"snapshot: {snapshot(args.home, out)}")
+        return 0
+    restore(args.home, out)  # a new machine goes on from the committed copy of the run database
     env = journal_env(args.home)
     if args.only != "summary":
         (out / "campaign.json").write_text(json.dumps(vars(args), indent=1))

@@ -4,12 +4,20 @@ A step's answer goes to OUT/STEP.json when the command succeeds (its stderr to O
 step whose answer is there is not run again, so a campaign resumes after a stop by being run again
 with the same arguments. A step that was stopped half-way can be continued instead of restarted:
 ``resume()`` returns the command that goes on (``--resume RUN_ID``), found with ``stopped_run``.
+
+The run database itself lives outside the repository (SYMDISC_HOME), so a measurement that spans
+several machines keeps a compressed copy beside its journal: ``snapshot`` writes OUT/home.db.gz
+(a consistent copy, byte-identical when nothing changed), ``restore`` puts it back where a new
+machine has no database yet.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -73,6 +81,8 @@ def run_step(name: str, argv: list[str], out: Path, env: dict, resume=None, may_
     tmp = answer.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, default=str))
     tmp.rename(answer)
+    if env.get("SYMDISC_HOME"):
+        snapshot(env["SYMDISC_HOME"], out)  # what the next steps read, for a machine that resumes
     say(f"{name}: {'failed' if 'failed' in data else 'done'} in {data['campaign_wall_s']:.0f} s")
     return data
 
@@ -88,3 +98,42 @@ def stopped_run(home: str, kind: str, match) -> list[str]:
             if run["status"] != "finished" and not run.get("parent_run") and match(run["config"] or {}):
                 return [run["id"]]
     return []
+
+
+SNAPSHOT = "home.db.gz"
+
+
+def snapshot(home, out) -> Path | None:
+    """Write OUT/home.db.gz, a compressed consistent copy of HOME's run database (None without one).
+    Safe while another process writes the database (SQLite's VACUUM INTO reads one transaction)."""
+    db, out = Path(home) / "symdisc.db", Path(out)
+    if not db.exists():
+        return None
+    plain, target = out / "home.db.copy.tmp", out / SNAPSHOT
+    plain.unlink(missing_ok=True)
+    con = sqlite3.connect(db)
+    try:
+        con.execute("VACUUM INTO ?", (str(plain),))
+    finally:
+        con.close()
+    packed = out / (SNAPSHOT + ".tmp")
+    with open(plain, "rb") as src, open(packed, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as dst:
+        shutil.copyfileobj(src, dst)
+    plain.unlink()
+    os.replace(packed, target)
+    return target
+
+
+def restore(home, out) -> bool:
+    """Put OUT/home.db.gz back as HOME's run database when HOME has none; True when it did."""
+    db, packed = Path(home) / "symdisc.db", Path(out) / SNAPSHOT
+    if db.exists() or not packed.exists():
+        return False
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_suffix(".restoring")
+    with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(tmp, db)
+    say(f"restored the run database from {packed}")
+    return True

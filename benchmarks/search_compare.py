@@ -17,7 +17,9 @@ The fitted seeds are the best fit of each built-in seed found by any run of the 
 mutate and hybrid runs fit the seeds when they start); a seed no run fitted stands as written.
 
 Journaled and resumable: every finished step is a JSON line in ``journal.jsonl``; a rerun skips
-what is there and resumes a comparison that was stopped (``compare --resume``).
+what is there and resumes a comparison that was stopped (``compare --resume``). The run database
+is copied, compressed, to ``TAG/home.db.gz`` after every step (and by ``--snapshot``) and put back on
+a machine that has none (benchmarks/journal.py), so a committed comparison goes on elsewhere.
 
   flock /work/measure.lock python benchmarks/search_compare.py --proposers hybrid,llm,mutate \\
       --minutes 10 --repeats 3 --references genome,rl --model qwen2.5-coder-0.5b --model qwen2.5-coder-1.5b \\
@@ -40,8 +42,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from journal import restore, snapshot  # noqa: E402
 
 PAIRED_SEEDS = 5
 ALPHA = 0.05
@@ -58,6 +61,7 @@ def journal_lines(path: Path) -> list[dict]:
 def journal(path: Path, entry: dict) -> None:
     with path.open("a") as f:
         f.write(json.dumps(dict(entry, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))) + "\n")
+    snapshot(path.parent / "home", path.parent)  # the database the next steps read, for a machine that resumes
 
 
 # -- running the comparisons --------------------------------------------------------------------
@@ -273,11 +277,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: compare's default)")
     p.add_argument("--tag", default="default")
     p.add_argument("--summary-only", action="store_true")
+    p.add_argument("--snapshot", action="store_true", help="only write TAG/home.db.gz from the run database now")
     args = p.parse_args()
     folder = ROOT / "benchmarks" / "results" / "search_compare" / args.tag
     home = folder / "home"
     home.mkdir(parents=True, exist_ok=True)
     log = folder / "journal.jsonl"
+    if args.snapshot:
+        print(f"snapshot: {snapshot(home, folder)}", file=sys.stderr)
+        return
+    restore(home, folder)  # a new machine goes on from the committed copy of the run database
     from symdisc.config import PROPOSERS
 
     refs = [r for r in args.references.split(",") if r and r in PROPOSERS]

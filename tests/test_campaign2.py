@@ -212,3 +212,21 @@ def test_lm_chars_rates_are_each_optimizers_best_trial():
     assert campaign2.lm_choice(trials) == {"adam": (1e-2, False), "sign-sgd": (1e-2, False), "candidate-4": (1e-2, False)}
     trials[0]["tasks"]["lm-chars"]["optimizers"]["adam"]["numbers"]["score"]["mean"] = -2.0
     assert campaign2.lm_choice(trials)["adam"] == (1e-3, True)  # the best rate at the grid's edge is flagged
+
+
+def test_the_run_database_travels_with_the_journal(tmp_path):
+    from symdisc.store import Store
+
+    home, out = tmp_path / "home", tmp_path / "out"
+    home.mkdir()
+    out.mkdir()
+    assert journal.snapshot(home, out) is None  # nothing to copy yet
+    with Store(home / "symdisc.db") as store:
+        run_id = store.create_run("evolve", {"memory": "buffers", "max_buffers": 1})
+        first = journal.snapshot(home, out).read_bytes()
+        assert journal.snapshot(home, out).read_bytes() == first  # unchanged database, unchanged file
+    fresh = tmp_path / "fresh"
+    assert journal.restore(fresh, out) and not journal.restore(fresh, out)  # never over a database
+    with Store(fresh / "symdisc.db", create=False) as store:
+        assert store.get_run(run_id)["config"]["max_buffers"] == 1
+    assert not list(out.glob("*.tmp"))
