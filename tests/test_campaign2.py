@@ -230,3 +230,17 @@ def test_the_run_database_travels_with_the_journal(tmp_path):
     with Store(fresh / "symdisc.db", create=False) as store:
         assert store.get_run(run_id)["config"]["max_buffers"] == 1
     assert not list(out.glob("*.tmp"))
+
+
+def test_buffers_searches_keep_one_buffer_and_scalar_searches_no_limit(tmp_path, monkeypatch):
+    commands = {}
+    monkeypatch.setattr(campaign2, "run_step", lambda name, argv, out, env, resume=None: commands.setdefault(name, argv))
+    args = campaign2.parse_args(["--repeats", "1", "--home", str(tmp_path), "--out", str(tmp_path)])
+    campaign2.search(args, tmp_path, {})
+    buffers, scalar = commands["search-buffers-0"], commands["search-scalar-0"]
+    assert buffers[buffers.index("--max-buffers") + 1] == "1" and "--max-buffers" not in scalar
+    assert [scalar[i + 1] for i, a in enumerate(scalar) if a == "--task"] == ["fmnist-noisy", "lm-chars"]
+    unlimited = campaign2.parse_args(["--repeats", "1", "--max-buffers", "0", "--home", str(tmp_path)])
+    commands.clear()
+    campaign2.search(unlimited, tmp_path, {})
+    assert "--max-buffers" not in commands["search-buffers-0"]
