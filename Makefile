@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 export OMP_WAIT_POLICY := PASSIVE
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-DEMO_CANDIDATES ?= 30
+DEMO_MINUTES ?= 5
 DEMO_MODEL ?= qwen2.5-coder-0.5b
 
 .PHONY: install models test demo check-example bench bench-gate system-deps schema clean
@@ -50,7 +50,7 @@ test: install models
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 demo: install models
-	$(BIN)/symdisc evolve --model $(DEMO_MODEL) --candidates $(DEMO_CANDIDATES) --seed 0
+	$(BIN)/symdisc evolve --proposer hybrid --model $(DEMO_MODEL) --minutes $(DEMO_MINUTES) --seed 0
 	$(BIN)/symdisc runs show latest
 
 check-example: install

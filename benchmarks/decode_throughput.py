@@ -110,7 +110,7 @@ def child(spec: dict) -> dict:
 def end_to_end(model: str, candidates: int, parallel: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, SYMDISC_HOME=home, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(ROOT))
-        cmd = [sys.executable, "-m", "symdisc.cli.app", "evolve", "--model", model, "-n", str(candidates),
+        cmd = [sys.executable, "-m", "symdisc.cli.app", "evolve", "--proposer", "llm", "--model", model, "-n", str(candidates),
                "--parallel", str(parallel), "--threads", str(threads), "--no-funnel", "--seed", "1", "--json"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -19,7 +19,7 @@ def run(model: str, candidates: int, threads: int, seed: int) -> dict:
     home = tempfile.mkdtemp(prefix="symdisc-bench-")
     env = dict(os.environ, SYMDISC_HOME=home, OMP_WAIT_POLICY="PASSIVE")
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "symdisc.cli.app", "evolve", "--model", model, "--candidates",
+    out = subprocess.run([sys.executable, "-m", "symdisc.cli.app", "evolve", "--proposer", "llm", "--model", model, "--candidates",
                           str(candidates), "--threads", str(threads), "--seed", str(seed), "--json"],
                          env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0

@@ -206,7 +206,9 @@ class EvolveConfig:
     api_model: Optional[str] = None
     backend: str = "auto"  # auto | llamacpp | openai | fake | replay
     replay_run: Optional[str] = None
-    proposer: str = "llm"
+    # mutate: the strategy whose best beat every fitted seed in each repeat of benchmarks/search_compare.py
+    # (docs/measurements.md, "Does a search beat its fitted seeds?")
+    proposer: str = "mutate"
     memory: str = SCALAR
     # buffers class: the most tensors shaped like the parameter the state may hold (1: Lion's memory);
     # None: as many as the class allows
@@ -309,6 +311,7 @@ class EvolveConfig:
     def from_dict(cls, data: dict) -> "EvolveConfig":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("proposer", "llm")  # a run stored before proposers could be chosen: the model's
         values["sampling"] = SamplingConfig(**data.get("sampling", {}))
         values["mutation"] = MutationConfig(**data.get("mutation", {}))
         values["proxy"] = ProxyConfig(**data.get("proxy", {}))

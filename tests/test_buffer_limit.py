@@ -100,7 +100,7 @@ def test_config_and_prompt_state_the_limit():
 def test_the_loop_fails_a_reply_over_the_limit_and_keeps_the_one_buffer_seed(home, gate, sandbox):
     backend = ScriptedBackend([TWO_BUFFERS, ONE_BUFFER])
     store = Store()
-    config = EvolveConfig(memory=BUFFERS, max_buffers=1, candidates=2, backend="fake",
+    config = EvolveConfig(memory=BUFFERS, max_buffers=1, candidates=2, proposer="llm", backend="fake",
                           proxy=ProxyConfig(seeds=2, steps=30), funnel=False)
     evo = Evolution.start(store, config, backend, gate, sandbox)
     evo.run()
@@ -113,7 +113,7 @@ def test_the_loop_fails_a_reply_over_the_limit_and_keeps_the_one_buffer_seed(hom
 
 
 def test_a_seed_over_the_limit_stops_the_run_with_one_line(home, gate, sandbox):
-    config = EvolveConfig(memory=BUFFERS, max_buffers=1, seed_rules=["adam"], candidates=1, backend="fake",
+    config = EvolveConfig(memory=BUFFERS, max_buffers=1, seed_rules=["adam"], candidates=1, proposer="llm", backend="fake",
                           proxy=ProxyConfig(seeds=2, steps=30), funnel=False)
     with pytest.raises(ConfigError, match="built-in seed adam failed: state_rule"):
         Evolution.start(Store(), config, ScriptedBackend([ONE_BUFFER]), gate, sandbox).run()
@@ -121,7 +121,7 @@ def test_a_seed_over_the_limit_stops_the_run_with_one_line(home, gate, sandbox):
 
 def test_the_command_line_refuses_a_limit_on_the_scalar_class(home):
     out = subprocess.run([sys.executable, "-m", "symdisc.cli.app", "evolve", "--max-buffers", "1", "--candidates", "1",
-                          "--fake-replies", "/nonexistent.json"], capture_output=True, text=True)
+                          "--proposer", "llm", "--fake-replies", "/nonexistent.json"], capture_output=True, text=True)
     assert out.returncode != 0
     lines = [line for line in out.stderr.strip().splitlines() if line]
     assert len(lines) == 1 and "--memory buffers" in lines[0]

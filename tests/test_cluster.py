@@ -34,6 +34,7 @@ def ray_cluster():
 def _config(**kw):
     kw.setdefault("proxy", FAST)
     kw.setdefault("funnel", False)
+    kw.setdefault("proposer", "llm")
     return EvolveConfig(backend="fake", cluster="auto", **kw)
 
 
@@ -140,7 +141,7 @@ def test_local_path_does_not_import_ray(tmp_path):
     code = ("import sys; from symdisc.cli.app import main; sys.argv = ['symdisc'] + sys.argv[1:]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "print('RAY' if 'ray' in sys.modules else 'NO-RAY')")
-    out = subprocess.run([sys.executable, "-c", code, "evolve", "--fake-replies", str(replies), "-n", "1",
+    out = subprocess.run([sys.executable, "-c", code, "evolve", "--proposer", "llm", "--fake-replies", str(replies), "-n", "1",
                           "--no-funnel", "--json"], env=dict(os.environ, SYMDISC_HOME=str(tmp_path / "home")),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -32,6 +32,7 @@ FAST_PROXY = ProxyConfig(seeds=2, steps=30)
 def _config(**kw):
     kw.setdefault("proxy", FAST_PROXY)
     kw.setdefault("backend", "fake")
+    kw.setdefault("proposer", "llm")
     return EvolveConfig(**kw)
 
 
@@ -143,7 +144,7 @@ def test_resume_after_sigkill_loses_nothing(tmp_path):
     variants = [f"def update(grad, param, state, lr, t):\n    return lr * torch.tanh({k} * grad)\n" for k in range(2, 40)]
     replies.write_text(json.dumps(variants))
     env = dict(os.environ, SYMDISC_HOME=str(home))
-    db = evolve_then_kill(home, ["--fake-replies", str(replies), "--fake-delay", "0.3", "-n", "10"], env)
+    db = evolve_then_kill(home, ["--proposer", "llm", "--fake-replies", str(replies), "--fake-delay", "0.3", "-n", "10"], env)
 
     with Store(db) as store:
         run = store.list_runs()[0]
@@ -213,3 +214,21 @@ def test_seeds_option_on_the_command_line(tmp_path):
                                 capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode != 0 and "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("symdisc: error: --seeds: unknown rule 'adamw9'")
+
+
+def test_the_default_proposer_is_mutate_and_old_runs_keep_the_model():
+    assert EvolveConfig().proposer == "mutate"
+    # a run stored before the proposer was part of the config was the model's
+    assert EvolveConfig.from_dict({"memory": "scalar"}).proposer == "llm"
+    assert EvolveConfig.from_dict({"proposer": "hybrid"}).proposer == "hybrid"
+
+
+@pytest.mark.parametrize("args, named", [(["--model", "qwen2.5-coder-0.5b"], "--model"),
+                                         (["-p", "genome", "--api-base", "http://localhost:1/v1"], "--api-base")])
+def test_a_model_named_for_a_proposer_without_one_is_refused_in_one_line(tmp_path, args, named):
+    home = tmp_path / "home"
+    result = _cli("evolve", *args, "-n", "1", env=dict(os.environ, SYMDISC_HOME=str(home)), timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and named in lines[0] and "--proposer hybrid" in lines[0], result.stderr
+    assert not (home / "symdisc.db").exists()  # refused before a run was created

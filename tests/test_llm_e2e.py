@@ -50,7 +50,7 @@ def test_evolve_end_to_end_with_the_embedded_model(tmp_path):
     path = _require("qwen2.5-coder-0.5b")
     env = dict(os.environ, SYMDISC_HOME=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-m", "symdisc.cli.app", "evolve", "--model", "qwen2.5-coder-0.5b", "--candidates", "2",
+        [sys.executable, "-m", "symdisc.cli.app", "evolve", "--proposer", "llm", "--model", "qwen2.5-coder-0.5b", "--candidates", "2",
          "--max-tokens", "96", "--seed", "3", "--json"],
         env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]

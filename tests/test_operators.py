@@ -23,6 +23,7 @@ BROKEN = "def update(grad, param, state, lr, t):\n    return lr * grad * c1\n"
 def _config(**kw):
     kw.setdefault("proxy", FAST_PROXY)
     kw.setdefault("backend", "fake")
+    kw.setdefault("proposer", "llm")
     kw.setdefault("funnel", False)
     return EvolveConfig(**kw)
 

@@ -26,7 +26,7 @@ def test_parallel_keeps_n_requests_in_flight_and_stores_every_reply(home, gate, 
 
     backend.submit = watch
     store = Store()
-    config = EvolveConfig(backend="fake", candidates=9, parallel=3, proxy=FAST_PROXY)
+    config = EvolveConfig(proposer="llm", backend="fake", candidates=9, parallel=3, proxy=FAST_PROXY)
     evo = Evolution.start(store, config, backend, gate, sandbox)
     summary = evo.run()
     proposed = [r for r in store.candidates(evo.run_id) if r["origin"] == "llm"]
@@ -44,7 +44,7 @@ def test_parallel_respects_an_evaluation_budget(home, gate, sandbox):
     backend = ScriptedBackend(VARIANTS)
     backend.per_wait = 2
     store = Store()
-    config = EvolveConfig(backend="fake", candidates=None, evaluations=5, parallel=4, proxy=FAST_PROXY)
+    config = EvolveConfig(proposer="llm", backend="fake", candidates=None, evaluations=5, parallel=4, proxy=FAST_PROXY)
     evo = Evolution.start(store, config, backend, gate, sandbox)
     evo.run()
     assert store.evaluated_count(evo.run_id) - 3 <= 5  # the seeds count too; never over the budget
@@ -55,7 +55,7 @@ def test_parallel_resume_after_sigkill_loses_no_stored_reply(tmp_path):
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps(VARIANTS))
     env = dict(os.environ, SYMDISC_HOME=str(home))
-    db = evolve_then_kill(home, ["--fake-replies", str(replies), "--fake-delay", "0.3", "-n", "10", "--parallel", "3"], env)
+    db = evolve_then_kill(home, ["--proposer", "llm", "--fake-replies", str(replies), "--fake-delay", "0.3", "-n", "10", "--parallel", "3"], env)
     with Store(db) as store:
         run = store.list_runs()[0]
         before = store.candidates(run["id"])

@@ -226,7 +226,7 @@ def test_hostile_candidates_are_contained_on_a_task_stage(case, task_sandbox):
 def test_evolve_selects_on_the_strangers_task(home, tmp_path):
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps([TANH, "import os\ndef update(grad, param, state, lr, t):\n    return lr * grad\n"]))
-    result = CliRunner().invoke(app, ["evolve", "--task", str(STRANGER), "--fake-replies", str(replies), "-n", "2",
+    result = CliRunner().invoke(app, ["evolve", "--proposer", "llm", "--task", str(STRANGER), "--fake-replies", str(replies), "-n", "2",
                                       "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -312,7 +312,7 @@ def test_a_task_that_raises_for_some_candidates_fails_their_stage_not_the_run(ho
             "    state['n'] = 0.9 * state.get('n', n) + 0.1 * n\n    return lr * grad / (state['n'] + 1e-8)\n")
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps([norm]))
-    result = CliRunner().invoke(app, ["evolve", "--task", path, "--fake-replies", str(replies), "-n", "1", "--json"])
+    result = CliRunner().invoke(app, ["evolve", "--proposer", "llm", "--task", path, "--fake-replies", str(replies), "-n", "1", "--json"])
     assert result.exit_code == 0, result.output
     with Store() as store:
         rows = {r["name"] or r["origin"]: r for r in store.candidates(json.loads(result.stdout)["id"])}

@@ -30,7 +30,7 @@ def scripted_run(tmp_path_factory, gate, sandbox):
     """A finished run made with the scripted backend, with held-out scores on its evaluated candidates."""
     db = tmp_path_factory.mktemp("viewhome") / "symdisc.db"
     store = Store(db)
-    config = EvolveConfig(backend="fake", candidates=len(REPLIES), funnel=False, proxy=ProxyConfig(seeds=2, steps=30))
+    config = EvolveConfig(proposer="llm", backend="fake", candidates=len(REPLIES), funnel=False, proxy=ProxyConfig(seeds=2, steps=30))
     evo = Evolution.start(store, config, ScriptedBackend(REPLIES), gate, sandbox)
     evo.run()
     for k, row in enumerate(store.candidates(evo.run_id, ["evaluated"])):

@@ -34,7 +34,7 @@ def evolve(
     api_model: Optional[str] = typer.Option(None, "--api-model", help="Model name to send to --api-base."),
     memory: str = typer.Option("scalar", "--memory", "-m", help="scalar (O(1) state) or buffers."),
     max_buffers: Optional[int] = typer.Option(None, "--max-buffers", help="buffers class: the most tensors shaped like the parameter a rule may keep in state (1: Lion's memory; default: no limit but the class's 16 entries)."),
-    proposer: str = typer.Option("llm", "--proposer", "-p", help="llm (the model, with prompt operators on islands), mutate (program mutations and fitted constants, no model), hybrid (mutate with the model as one more source), rl (REINFORCE over the mutation kinds), genome (evo-optimizer's genetic algorithm), tpe (Optuna's TPE over genomes), random (random genomes), llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
+    proposer: Optional[str] = typer.Option(None, "--proposer", "-p", help="mutate (the default: program mutations and fitted constants, no model; it did best in benchmarks/search_compare.py; llm with --replay), llm (the model, with prompt operators on islands), hybrid (mutate with the model as one more source), rl (REINFORCE over the mutation kinds), genome (evo-optimizer's genetic algorithm), tpe (Optuna's TPE over genomes), random (random genomes), llm-legacy (the loop before operators) or llm-independent (the seed prompt sampled independently)."),
     funnel: bool = typer.Option(True, "--funnel/--no-funnel", help="Score proxy winners on the cascade's real-data stages (heldout, long; the audit reported beside); --no-funnel: the proxy alone."),
     task: Optional[list[str]] = typer.Option(None, "--task", help=TASK_HELP),
     candidates: Optional[int] = typer.Option(None, "--candidates", "-n", help="Budget: proposed candidates (default 50 without --minutes)."),
@@ -55,7 +55,7 @@ def evolve(
     fake_delay: float = typer.Option(0.0, "--fake-delay", hidden=True),
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ) -> None:
-    """Discover update rules: a proposer (the model by default) writes candidates, the gate, the sandbox and the cascade judge them, the best survive."""
+    """Discover update rules: a proposer (program mutations by default, or the model) writes candidates, the gate, the sandbox and the cascade judge them, the best survive."""
     from symdisc.config import EvolveConfig, SamplingConfig, parse_seed_rules
     from symdisc.search.loop import Evolution
     from symdisc.judge.gateproc import GateClient
@@ -63,6 +63,10 @@ def evolve(
     from symdisc.judge.sandbox import Sandbox
 
     err = _stderr()
+    if proposer is None:  # replayed or scripted replies stand for the model's
+        proposer = "llm" if (replay or fake_replies is not None) else "mutate"
+    if resume is None:
+        _model_needs_a_model_proposer(proposer, model, api_base, fake_replies, replay)
     store = _open_store(create=True)
     models = list(model or ["auto"])
     config = EvolveConfig(
@@ -169,6 +173,17 @@ def _worker_tasks(config) -> list:
     from symdisc.tasks import worker_specs
 
     return worker_specs(config.tasks, config.task_fidelities)
+
+
+def _model_needs_a_model_proposer(proposer: str, model, api_base, fake_replies, replay) -> None:
+    """A model named for a proposer that writes without one is a mistake, not something to ignore."""
+    from symdisc.config import LLM_PROPOSERS
+
+    named = [flag for flag, value in (("--model", model), ("--api-base", api_base), ("--fake-replies", fake_replies),
+                                      ("--replay", replay)) if value]
+    if named and proposer not in LLM_PROPOSERS:
+        raise UsageError(f"{named[0]} names a model, but --proposer {proposer} uses none: add --proposer hybrid "
+                         f"(the model beside program mutations) or --proposer llm (the model alone)")
 
 
 def _build_proposer(config, store, say, fake_replies: Optional[Path] = None, fake_delay: float = 0.0,
