@@ -130,7 +130,7 @@ def main(argv=None) -> int:
         buffers = None
         if args.buffers_minutes > 0:
             buffers = run_step("search-buffers", symdisc(
-                "evolve", "--memory", "buffers", "--minutes", str(args.buffers_minutes), "--seed", "0",
+                "evolve", "--proposer", "llm", "--memory", "buffers", "--minutes", str(args.buffers_minutes), "--seed", "0",
                 *model_args, "--json"), out, env, resume=resume_buffers)
         os.environ["SYMDISC_HOME"] = args.home
         from symdisc.store import Store

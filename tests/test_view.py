@@ -127,6 +127,18 @@ def test_optional_columns_and_bench_results_are_shown(tmp_path):
     store.close()
 
 
+@pytest.mark.parametrize("config, expected", [
+    ({"model": "auto", "proposer": "mutate", "minutes": 5.0, "seed": 2},
+     "symdisc evolve --proposer mutate --minutes 5 --seed 2"),
+    ({"model": "qwen2.5-coder-0.5b", "proposer": "hybrid", "minutes": 5.0, "seed": 0},
+     "symdisc evolve --model qwen2.5-coder-0.5b --proposer hybrid --minutes 5 --seed 0"),
+    ({"model": "qwen2.5-coder-0.5b", "candidates": 30, "seed": 0},  # stored before proposers were chosen
+     "symdisc evolve --model qwen2.5-coder-0.5b --proposer llm --candidates 30 --seed 0"),
+])
+def test_the_repeat_command_names_a_model_only_for_proposers_that_use_one(config, expected):
+    assert repeat_command({"id": "r", "kind": "evolve", "config": config}) == expected
+
+
 def test_page_data_cannot_break_out_of_its_script_element(tmp_path):
     store = Store(tmp_path / "symdisc.db")
     run_id = store.create_run("evolve", {})

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from symdisc.config import LLM_PROPOSERS
 from symdisc.store import Store, best_key
 
 # Columns read when present: other parts of symdisc add some of them (operator, model) over time,
@@ -89,17 +90,20 @@ def repeat_command(run: dict) -> str:
         return f"symdisc runs show {run['id']}"
     parts = ["symdisc evolve"]
     model = cfg.get("model")
+    proposer = cfg.get("proposer") or "llm"  # a run stored before the proposer was in its config
     if cfg.get("backend") == "fake":
         parts.append("--fake-replies REPLIES.json")
     elif cfg.get("replay_run"):
         parts.append(f"--replay {cfg['replay_run']}")
-    elif model:
-        parts.append(f"--model {model}")
-    for base in cfg.get("api_bases") or []:
-        parts.append(f"--api-base {base}")
-    if cfg.get("api_model"):
-        parts.append(f"--api-model {cfg['api_model']}")
-    for key, flag in (("memory", "--memory"), ("proposer", "--proposer"), ("candidates", "--candidates"),
+    elif proposer in LLM_PROPOSERS:  # the others store the default model name but use none
+        if model:
+            parts.append(f"--model {model}")
+        for base in cfg.get("api_bases") or []:
+            parts.append(f"--api-base {base}")
+        if cfg.get("api_model"):
+            parts.append(f"--api-model {cfg['api_model']}")
+    parts.append(f"--proposer {proposer}")
+    for key, flag in (("memory", "--memory"), ("candidates", "--candidates"),
                       ("minutes", "--minutes"), ("seed", "--seed")):
         if cfg.get(key) is not None:
             parts.append(f"{flag} {cfg[key]:g}" if isinstance(cfg[key], float) else f"{flag} {cfg[key]}")
