@@ -66,7 +66,7 @@ def evolve(
     if proposer is None:  # replayed or scripted replies stand for the model's
         proposer = "llm" if (replay or fake_replies is not None) else "mutate"
     if resume is None:
-        _model_needs_a_model_proposer(proposer, model, api_base, fake_replies, replay)
+        _refuse_an_unused_model(proposer, model, api_base, fake_replies, replay)
     store = _open_store(create=True)
     models = list(model or ["auto"])
     config = EvolveConfig(
@@ -175,7 +175,7 @@ def _worker_tasks(config) -> list:
     return worker_specs(config.tasks, config.task_fidelities)
 
 
-def _model_needs_a_model_proposer(proposer: str, model, api_base, fake_replies, replay) -> None:
+def _refuse_an_unused_model(proposer: str, model, api_base, fake_replies, replay) -> None:
     """A model named for a proposer that writes without one is a mistake, not something to ignore."""
     from symdisc.config import LLM_PROPOSERS
 
