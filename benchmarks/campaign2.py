@@ -248,6 +248,15 @@ def pick_winners(args, out: Path, env: dict) -> dict:
     return winners
 
 
+def builtin_steps(code: str) -> list[str]:
+    """The built-in steps a program contains whole: the mutation engine inserts orthogonal-sgd's
+    Newton-Schulz orthogonalisation as one block (symdisc/search/mutations.py), so a winner built
+    around it is that built-in's step with something around it, which the summary says."""
+    from symdisc.search.mutations import NS
+
+    return ["orthogonal-sgd's Newton-Schulz orthogonalisation"] if all(repr(c) in (code or "") for c in NS) else []
+
+
 def label(winner: dict) -> str:
     return f"candidate-{winner['bench_id']}"
 
@@ -500,6 +509,9 @@ def goals(views: dict, winners: dict, args) -> dict:
                      "distance": f"the same final accuracy as {', '.join(twins)} on every seed" if twins else None}]
         checks = identity + judge(scalar_goals(views, me, builtin_of(args, memory)) if memory == "scalar"
                        else buffers_goals(views, me, _list(args.main_against)[0]))
+        inside = builtin_steps((w.get("simplified") or w).get("code"))
+        checks.append({"goal": "built around a built-in's step", "kind": "stated", "step": None, "met": None,
+                       "value": ", ".join(inside) if inside else "no"})
         judged = [c for c in checks if c["kind"] != "stated"]
         result[memory] = {"winner": me, "checks": checks,
                           "all_met": bool(judged) and all(c["met"] is True for c in judged)}

@@ -4,12 +4,16 @@ from saved bench answers, and the journal's resume (benchmarks/journal.py).
 The smoke preset end to end (`python benchmarks/campaign2.py --smoke`) takes minutes (each search
 scores its seed rules on both tasks before its budget starts), so it is not run here."""
 
+import ast
 import importlib.util
 import json
+import random
 import sys
 from pathlib import Path
 
 import pytest
+
+from symdisc.search.mutations import Mutator, Types
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 spec = importlib.util.spec_from_file_location("campaign2", BENCHMARKS / "campaign2.py")
@@ -244,3 +248,18 @@ def test_buffers_searches_keep_one_buffer_and_scalar_searches_no_limit(tmp_path,
     commands.clear()
     campaign2.search(unlimited, tmp_path, {})
     assert "--max-buffers" not in commands["search-buffers-0"]
+
+
+def test_a_winner_built_around_the_orthogonalisation_block_says_so():
+    sgd = "def update(grad, param, state, lr, t):\n    return lr * grad\n"
+    fn = ast.parse(sgd).body[0]
+    body = list(fn.body)
+    assert Mutator("scalar", random.Random(0))._insert_block(fn, body, Types(body, "scalar"), 0, "grad")
+    orthogonalised = ast.unparse(fn)  # the engine's block, as a search inserts it
+    assert campaign2.builtin_steps(orthogonalised) == ["orthogonal-sgd's Newton-Schulz orthogonalisation"]
+    assert campaign2.builtin_steps(sgd) == []
+    winners = {"scalar": {"bench_id": 9, "code": sgd, "simplified": {"id": 9, "code": orthogonalised}}}
+    checks = campaign2.goals({}, winners, campaign2.parse_args(["--classes", "scalar"]))["scalar"]["checks"]
+    stated = [c for c in checks if c["goal"] == "built around a built-in's step"]
+    assert stated == [{"goal": "built around a built-in's step", "kind": "stated", "step": None, "met": None,
+                       "value": "orthogonal-sgd's Newton-Schulz orthogonalisation"}]
