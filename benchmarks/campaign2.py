@@ -509,7 +509,8 @@ def goals(views: dict, winners: dict, args) -> dict:
                      "distance": f"the same final accuracy as {', '.join(twins)} on every seed" if twins else None}]
         checks = identity + judge(scalar_goals(views, me, builtin_of(args, memory)) if memory == "scalar"
                        else buffers_goals(views, me, _list(args.main_against)[0]))
-        inside = builtin_steps((w.get("simplified") or w).get("code"))
+        # the search's program, before simplify rounded its constants away
+        inside = builtin_steps(w.get("code")) or builtin_steps((w.get("simplified") or {}).get("code"))
         checks.append({"goal": "built around a built-in's step", "kind": "stated", "step": None, "met": None,
                        "value": ", ".join(inside) if inside else "no"})
         judged = [c for c in checks if c["kind"] != "stated"]
