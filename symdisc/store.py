@@ -235,6 +235,21 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
 
 
+def held_elsewhere(run: dict) -> bool:
+    """Whether a run marked running belongs to another process that is still alive (so resuming it
+    here would write beside it). A run left "running" by a killed process is not held."""
+    pid = run.get("pid")
+    if run.get("status") != "running" or not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 LOCK_TIMEOUT_S = 30.0  # how long to wait for another symdisc process's write
 
 

@@ -15,7 +15,7 @@ from symdisc import rules
 from symdisc.errors import StoreError, UsageError
 from symdisc.export import render
 from tests.matrix_rules import NEWTON_SCHULZ, NEWTON_SCHULZ_NAMED
-from symdisc.store import MIGRATIONS, Store
+from symdisc.store import MIGRATIONS, Store, held_elsewhere
 
 
 def _cli(*args, env=None, input=None):
@@ -78,6 +78,19 @@ def test_corrupt_database_is_one_clear_error(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "unreadable" in result.stderr
     assert path.read_bytes().startswith(b"this is not sqlite")  # nothing was overwritten
+
+
+def test_a_running_run_is_held_only_by_a_live_other_process():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert held_elsewhere({"status": "running", "pid": child.pid})
+        assert not held_elsewhere({"status": "finished", "pid": child.pid})
+        assert not held_elsewhere({"status": "running", "pid": os.getpid()})
+        assert not held_elsewhere({"status": "running", "pid": None})
+    finally:
+        child.kill()
+        child.wait()
+    assert not held_elsewhere({"status": "running", "pid": child.pid})  # killed: resumable
 
 
 def test_runs_listing_newest_first_with_ids(tmp_path):

@@ -25,6 +25,7 @@ import torch
 from symdisc import data as datasets
 from symdisc.config import BenchConfig
 from symdisc.errors import UsageError
+from symdisc.store import held_elsewhere
 from symdisc.bench.entries import Entry, resolve_entry
 from symdisc.bench.report import _report
 from symdisc.bench import train as training  # called through the module, so tests can stand in for it
@@ -207,19 +208,9 @@ def run_task(task: str, entries: list[Entry], config: BenchConfig, chosen: dict,
     return results
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _resumed(store, run_id: str) -> tuple[str, BenchConfig, Cells]:
     run = store.get_run(run_id, kind="bench")
-    if run["status"] == "running" and run.get("pid") and run["pid"] != os.getpid() and _pid_alive(run["pid"]):
+    if held_elsewhere(run):
         raise UsageError(f"bench {run['id']} is still running (pid {run['pid']}); stop it before resuming")
     known = {f.name for f in fields(BenchConfig)}
     config = BenchConfig(**{k: v for k, v in (run["config"] or {}).items() if k in known})

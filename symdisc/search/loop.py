@@ -32,7 +32,7 @@ from symdisc.errors import ConfigError, UsageError
 from symdisc.search.programs import ProgramDatabase
 from symdisc.search.prompting import PromptTexts, load_prompts
 from symdisc.search.proposers import Proposal
-from symdisc.store import FIDELITY, Store
+from symdisc.store import FIDELITY, Store, held_elsewhere
 
 Event = Callable[[str, dict], None]
 
@@ -99,7 +99,7 @@ class Evolution:
             raise UsageError(f"run {run['id']} is a {run['kind']} run, not an evolution")
         if run["status"] == "finished" and not {"candidates", "minutes"} & set(overrides or {}):
             raise UsageError(f"run {run['id']} is finished; raise its budget with --candidates or --minutes")
-        if run["status"] == "running" and run.get("pid") and run["pid"] != os.getpid() and _pid_alive(run["pid"]):
+        if held_elsewhere(run):
             raise UsageError(f"run {run['id']} is still running (pid {run['pid']})")
         prompts = run["config"].get("prompts")
         config = EvolveConfig.resumed(run["config"], overrides).validate()
@@ -611,14 +611,3 @@ def live_hash(code: Optional[str], gate_hash: Optional[str], memory: str) -> Opt
         return gate_hash
     gated = check_code(pruned, memory)
     return gated.ast_hash if gated.verdict.ok else gate_hash
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
