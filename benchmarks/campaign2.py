@@ -341,12 +341,13 @@ def lm_choice(trials: list[dict]) -> dict:
 
 # -- 4. summary ----------------------------------------------------------------------------------
 def task_view(step: dict) -> dict:
-    """A bench step's one task as {summary, pairs, target}; a task-file bench (no tuner, no pairs)
-    in the same shape: its score per seed is the "final" number, paired here like bench pairs."""
+    """A bench step's one task as {summary, pairs, target}; a task-file bench in the same shape: its
+    score per seed is the "final" number, paired by seed (answers written before task-file benches
+    paired their scores are paired here)."""
     task = next(iter(step["tasks"].values()))
     if step.get("kind") != "task-bench":
         return task
-    from symdisc.bench.stats import holm, paired
+    from symdisc.bench.tasks import score_pairs
 
     summary = {}
     for name, row in task["optimizers"].items():
@@ -356,15 +357,7 @@ def task_view(step: dict) -> dict:
         summary[name] = {"lr": row["lr"], "final_by_seed": by_seed, "seeds": len(values), "failure": row.get("failure"),
                          "final_mean": statistics.mean(values) if values else None,
                          "final_std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)}
-    names = list(summary)
-    pairs = []
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            seeds = sorted(set(summary[a]["final_by_seed"]) & set(summary[b]["final_by_seed"]), key=int)
-            pairs.append({"a": a, "b": b, "metric": "score", "seeds": seeds} | paired(
-                [summary[a]["final_by_seed"][s] for s in seeds], [summary[b]["final_by_seed"][s] for s in seeds]))
-    for row, adjusted in zip(pairs, holm([p["p_t"] for p in pairs])):
-        row["p_holm"] = adjusted
+    pairs = task.get("pairs") or score_pairs(task["optimizers"])
     return {"summary": summary, "pairs": {"final": pairs}, "target": None}
 
 

@@ -280,6 +280,43 @@ def test_bench_reports_every_number_the_task_returns(home, tmp_path):
         assert lm_row["numbers"]["score"]["mean"] == pytest.approx(-lm_row["numbers"]["val_bits_per_char"]["mean"])
 
 
+def test_bench_tunes_every_optimizer_on_its_own_seeds_and_pairs_the_scores(home, tmp_path):
+    rule = tmp_path / "tanh_rule.py"
+    rule.write_text(TANH)
+    args = ["bench", str(rule), "--against", "sgd,adam", "--task", str(STRANGER), "--seeds", "3", "--steps", "40",
+            "--lr-grid", "0.001,0.01,0.1", "--max-widen", "1", "--lr", "adam=0.02", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    task = report["tasks"]["stranger-regression"]
+    rows = task["optimizers"]
+    for name in ("tanh_rule", "sgd"):  # tuned: the rule in the sandbox worker, sgd in this process
+        tuning = rows[name]["tuning"]
+        scores = {lr: s for lr, _, s in tuning["scores"]}
+        assert {0.001, 0.01, 0.1} <= set(scores) and len(scores) <= 4
+        assert rows[name]["lr"] == max(scores, key=lambda lr: scores[lr] if scores[lr] is not None else -1e9)
+    assert "tuning" not in rows["adam"] and rows["adam"]["lr"] == 0.02  # --lr fixes it
+    with Store() as store:
+        stored = store.bench_results(report["id"])
+    assert {r["seed"] for r in stored if r["phase"] == "tune"} == {1000}
+    assert {r["seed"] for r in stored if r["phase"] == "final"} == {0, 1, 2}
+    pairs = {(p["a"], p["b"]): p for p in task["pairs"]}
+    assert set(pairs) == {("tanh_rule", "sgd"), ("tanh_rule", "adam"), ("sgd", "adam")}
+    score = {name: {r["seed"]: r["score"] for r in rows[name]["runs"]} for name in rows}
+    expected = sum(score["tanh_rule"][s] - score["sgd"][s] for s in range(3)) / 3
+    pair = pairs[("tanh_rule", "sgd")]
+    assert pair["seeds"] == [0, 1, 2] and pair["mean_diff"] == pytest.approx(expected)
+    assert pair["ci_low"] <= pair["mean_diff"] <= pair["ci_high"] and pair["p_holm"] >= pair["p_t"]
+    shown = CliRunner().invoke(app, args[:-1])
+    assert "paired by seed" in shown.stdout and "tanh_rule - sgd" in shown.stdout
+
+
+def test_bench_on_a_task_file_refuses_what_it_cannot_tune(home):
+    for extra, says in ((["--weight-decay", "0.1"], "--weight-decay"), (["--tune-epochs", "1"], "--tune-steps")):
+        result = CliRunner().invoke(app, ["bench", "sgd", "--task", str(STRANGER), *extra])
+        assert isinstance(result.exception, UsageError) and says in str(result.exception)
+
+
 def test_calibrate_on_the_strangers_task(tmp_path):
     result = CliRunner().invoke(app, ["calibrate", "--task", str(STRANGER), "--rules", "sgd,sign_sgd,normalized_sgd",
                                       "--dir", str(tmp_path / "cal"), "--json"])

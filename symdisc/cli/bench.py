@@ -25,7 +25,8 @@ def bench(
                                              "(DeepOBS), mnist or cifar10 (the bench's CNNs, test accuracy; several, "
                                              "repeated or comma-separated, add a performance profile), or task files: "
                                              "a PATH.py or a built-in task file's name (mnist-noisy, lm-chars), "
-                                             "repeatable; every number their train returns is reported."),
+                                             "repeatable; tuned alike on seeds of their own, every number their train returns reported, "
+                                             "the scores paired by seed."),
     noise: Optional[float] = typer.Option(None, help="Training-label noise rate (default: the task's, 0.2 for fmnist-noisy)."),
     seeds: int = typer.Option(5, help="Seeds per optimizer at the chosen setting (every optimizer on the same seeds)."),
     epochs: Optional[float] = typer.Option(None, help="Length of the final runs in epochs (default 3)."),
@@ -119,10 +120,6 @@ def bench(
         if files and len(files) != len(named):
             raise UsageError("give either the bench's own tasks (fmnist-noisy, fmnist, fmnist-2c2d, mnist, cifar10) or "
                              "task files, not both")
-        if files:
-            if tuner not in (None, "none") or tune:
-                raise UsageError("tuning is not available on task files yet: give --lr NAME=VALUE")
-            method = "none"
         config = BenchConfig(candidates=list(candidates), against=[a for a in against.split(",") if a],
                              task=",".join(named) if not files else named[0], tasks=files,
                              noise=noise, seeds=seeds, epochs=3 if epochs is None and steps is None else epochs,
