@@ -110,7 +110,7 @@ def _tune(config: BenchConfig, entry, train: "_Trainer", steps: int, say) -> dic
     def score(lr: float, wd: float) -> float:
         values = []
         for seed in TUNE_SEEDS:
-            numbers, failure = train(entry, seed, lr, steps)
+            numbers, _ = train(entry, seed, lr, steps)
             value = None if numbers is None else numbers.get("score")
             if value is None or not math.isfinite(value):
                 return -math.inf
