@@ -64,7 +64,7 @@ REASONS = {
     "ignores_grad": "the step does not follow the gradient (it is the same for opposite gradients)",
     "superlinear": "time or memory of one step grows faster than linearly (no longer given: over_budget replaced it)",
     "over_budget": "one step costs more CPU time or memory than its budget (multiples of a reference on that shape)",
-    "sparse_grad": "the step is not finite, or explodes, on gradients with many exact zeros (ReLU layers, embeddings)",
+    "sparse_grad": "the step is not finite, or explodes, on gradients with many or only exact zeros (ReLU layers, embeddings)",
     # proxy fitness
     "diverged": "training diverged (NaN or exploding loss)",
     # user task files (symdisc.tasks)

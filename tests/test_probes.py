@@ -164,9 +164,37 @@ def test_rule_dividing_by_a_statistic_that_zeros_make_zero_fails_on_sparse_gradi
     assert "exactly zero" in info.value.message
 
 
-@pytest.mark.parametrize("name", ["sgd", "sign_sgd", "robust_zero_state", "adam"])
+@pytest.mark.parametrize("name", sorted(BUILTIN_MEMORY))
 def test_builtin_rules_pass_the_sparse_probe(name):
     probes._sparse(checked(rules.source(name), BUILTIN_MEMORY[name]), 1e-2)
+
+
+# a simplified search winner whose guards were rounded to zero: orthogonalised SGD divided by the
+# gradient's norm and by a scalar schedule with nothing added to either denominator
+UNGUARDED_NS = H + """    v0 = math.sqrt(t)
+    w0 = grad.shape[0] * grad.shape[0] <= grad.numel()
+    x0 = grad.reshape(grad.shape[0], -1) if w0 else grad.reshape(grad.shape[0], -1).T
+    x0 = x0 / (torch.norm(x0) + GUARD)
+    a0 = x0 @ x0.T
+    x0 = 3.0 * x0 + (-4.775 * a0 + 2.0 * (a0 @ a0)) @ x0
+    v1 = (x0 if w0 else x0.T).reshape_as(grad)
+    state['m'] = lr * state.get('m', 0.0) + (0.2 - lr) * v0
+    return 1.0 * (lr / (abs(state['m']) + 0.0) * v1)
+"""
+
+
+@pytest.mark.parametrize("code", [H + "    return lr * grad / torch.norm(grad)\n", UNGUARDED_NS.replace("GUARD", "0.0")])
+def test_a_step_that_is_not_finite_on_an_all_zero_gradient_fails(code):
+    rule = checked(code)
+    probes._descend(rule, probes._quadratic(), "quadratic")  # an ordinary rule otherwise
+    with pytest.raises(CandidateError) as info:
+        run_probes(checked(code))
+    assert info.value.reason == "sparse_grad" and "all-zero gradient" in info.value.message
+
+
+def test_the_same_rules_with_a_guard_pass_the_all_zero_gradient():
+    for code in (H + "    return lr * grad / (torch.norm(grad) + 1e-8)\n", UNGUARDED_NS.replace("GUARD", "1e-8")):
+        probes._sparse(checked(code), 1e-2)
 
 
 def test_newton_schulz_passes_the_sparse_probe():

@@ -17,7 +17,9 @@
    and in the worker under its limits.
 6. Sparse gradients: with 60% and 90% of the entries exactly zero (as ReLU layers and embeddings
    give) the steps stay finite and within SPARSE_BLOWUP of the steps on the same gradients without
-   the zeros; a rule that divides by a statistic the zeros make zero fails with ``sparse_grad``.
+   the zeros; a rule that divides by a statistic the zeros make zero fails with ``sparse_grad``. So
+   does one whose step is not finite on an all-zero gradient (a layer whose units are all dead, a
+   masked branch): ``grad / grad.norm()`` without a guard in the denominator.
 """
 
 from __future__ import annotations
@@ -227,6 +229,21 @@ def _sparse(rule: CheckedRule, lr: float) -> None:
                                      f"{_shape_text(shape)} parameter) the step is {sparse_max / max(dense_max, 1e-30):.3g}x "
                                      "larger than on the same gradient without zeros: the rule divides by a statistic "
                                      "that the zeros drive to zero")
+        _all_zero(rule, lr, shape, g)
+
+
+def _all_zero(rule: CheckedRule, lr: float, shape: tuple, g: torch.Generator) -> None:
+    """An all-zero gradient, after a few ordinary steps (state included), must give a finite step."""
+    state: dict = {}
+    for t in range(1, 4):
+        rule(torch.randn(shape, generator=g), torch.randn(shape, generator=g), state, lr, t)
+    try:
+        rule(torch.zeros(shape), torch.randn(shape, generator=g), state, lr, 4)
+    except CandidateError as err:
+        if err.reason != "bad_output":
+            raise
+        raise CandidateError("sparse_grad", f"with an all-zero gradient (a {_shape_text(shape)} parameter): "
+                             f"{err.message}; guard the denominator (+ eps)") from None
 
 
 def _scales(rule: CheckedRule, lr: float) -> None:
