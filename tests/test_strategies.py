@@ -183,6 +183,9 @@ def test_simplify_removes_dead_code_and_rounds_constants(gate, heldout_sandbox):
                "    return lr * 1.0013 * s\n")
     descriptions = [d for d, _ in variants(bloated)]
     assert any(d.startswith("drop line 2") for d in descriptions) and any("1.0013 -> 1.0" in d for d in descriptions)
+    guarded = "def update(grad, param, state, lr, t):\n    return lr * grad / (torch.norm(grad) + 1e-08)\n"
+    rounded = [d for d, _ in variants(guarded) if d.startswith("constant 1e-08")]
+    assert rounded == ["constant 1e-08 -> 0.0 (line 2)"]  # never 1.0: eight decades away is another rule
 
     def score(code):
         gated = gate.check(code, SCALAR)

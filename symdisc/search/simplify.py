@@ -2,7 +2,7 @@
 
 The Lion authors simplified their discovered program by hand; this does it greedily: try removing
 each statement of ``update`` (but the final return) and replacing each numeric constant by a
-rounder one (one significant digit, then 1, then 0); keep a change when the candidate still passes
+rounder one (one significant digit, then 1 when within a decade of it, then 0); keep a change when the candidate still passes
 every stage and its held-out score stays within the noise band of the original's. Repeat until a
 whole pass changes nothing. The result is stored as a new candidate (origin ``simplify``).
 """
@@ -30,12 +30,17 @@ def _size(code: str) -> int:
 
 
 def _rounder(value: float) -> list[float]:
+    """The rounder values to try for a constant: one significant digit, then 1 (only for a constant
+    within a decade of it: 1e-8 -> 1 is another rule, not a rounder one), then 0 (the term dropped;
+    a guard that the probes need, such as a denominator's eps, fails them and stays)."""
     options = []
     if value not in (0, 1):
         one_digit = float(f"{value:.1g}")
         if one_digit != value:
             options.append(one_digit)
-        options += [1.0, 0.0]
+        if 0.1 <= abs(value) <= 10.0:
+            options.append(1.0)
+        options.append(0.0)
     return [o for o in options if o != value]
 
 
