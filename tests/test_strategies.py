@@ -15,7 +15,7 @@ from symdisc.judge.gate import check_code
 from symdisc.search.genome import (SCALAR_TERMS, Genome, crossover, evo_optimizer_genome, mutate, random_genome,
                             to_source)
 from symdisc.search.proposers import make_proposer
-from symdisc.search.simplify import simplify_code, variants
+from symdisc.search.simplify import _rounder, simplify_code, variants
 from symdisc.store import Store
 
 FAST = ProxyConfig(seeds=2, steps=30)
@@ -186,6 +186,10 @@ def test_simplify_removes_dead_code_and_rounds_constants(gate, heldout_sandbox):
     guarded = "def update(grad, param, state, lr, t):\n    return lr * grad / (torch.norm(grad) + 1e-08)\n"
     rounded = [d for d, _ in variants(guarded) if d.startswith("constant 1e-08")]
     assert rounded == ["constant 1e-08 -> 0.0 (line 2)"]  # never 1.0: eight decades away is another rule
+    negative = "def update(grad, param, state, lr, t):\n    return lr * (grad - 4.775 * param)\n"
+    assert [d for d, _ in variants(negative) if d.startswith("constant")] == [
+        "constant 4.775 -> 5.0 (line 2)", "constant 4.775 -> 1.0 (line 2)", "constant 4.775 -> 0.0 (line 2)"]
+    assert [_rounder(v) for v in (-4.775, -0.05)] == [[-5.0, -1.0, 0.0], [0.0]]  # 1 of its sign, within a decade
 
     def score(code):
         gated = gate.check(code, SCALAR)

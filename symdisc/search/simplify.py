@@ -10,6 +10,7 @@ whole pass changes nothing. The result is stored as a new candidate (origin ``si
 from __future__ import annotations
 
 import ast
+import math
 import statistics
 from dataclasses import asdict
 from typing import Callable, Iterator, Optional
@@ -30,8 +31,8 @@ def _size(code: str) -> int:
 
 
 def _rounder(value: float) -> list[float]:
-    """The rounder values to try for a constant: one significant digit, then 1 (only for a constant
-    within a decade of it: 1e-8 -> 1 is another rule, not a rounder one), then 0 (the term dropped;
+    """The rounder values to try for a constant: one significant digit, then 1 of its sign (only for
+    a constant within a decade of it: 1e-8 -> 1 is another rule, not a rounder one), then 0 (the term dropped;
     a guard that the probes need, such as a denominator's eps, fails them and stays)."""
     options = []
     if value not in (0, 1):
@@ -39,7 +40,7 @@ def _rounder(value: float) -> list[float]:
         if one_digit != value:
             options.append(one_digit)
         if 0.1 <= abs(value) <= 10.0:
-            options.append(1.0)
+            options.append(math.copysign(1.0, value))
         options.append(0.0)
     return [o for o in options if o != value]
 
