@@ -201,6 +201,23 @@ def test_export_is_a_working_optimizer_with_resumable_state(tmp_path, name):
     assert opt.param_groups[0]["lr"] == pytest.approx(0.005)
 
 
+def test_export_warns_when_a_stored_rule_fails_todays_probes(tmp_path):
+    unguarded = "def update(grad, param, state, lr, t):\n    return lr * grad / torch.norm(grad)\n"
+    guarded = unguarded.replace("torch.norm(grad)", "(torch.norm(grad) + 1e-08)")
+    with Store(tmp_path / "symdisc.db") as store:
+        run = store.create_run("evolve", {"memory": "scalar"})
+        ids = [store.add_candidate(run, seq, "llm", status="evaluated", code=code, normalized=code, fitness=0.5)
+               for seq, code in enumerate((unguarded, guarded))]
+    env = {"SYMDISC_HOME": str(tmp_path)}
+    old = _cli("runs", "export", str(ids[0]), "-o", str(tmp_path / "old.py"), env=env)
+    assert old.returncode == 0 and (tmp_path / "old.py").exists()
+    assert "warning: candidate" in old.stderr and "sparse_grad" in old.stderr and "all-zero gradient" in old.stderr
+    fine = _cli("runs", "export", str(ids[1]), "-o", str(tmp_path / "fine.py"), env=env)
+    assert fine.returncode == 0 and "warning" not in fine.stderr and (tmp_path / "fine.py").exists()
+    unchecked = _cli("runs", "export", str(ids[0]), "-o", str(tmp_path / "again.py"), "--no-check", env=env)
+    assert unchecked.returncode == 0 and "warning" not in unchecked.stderr
+
+
 def test_one_best_everywhere(tmp_path):
     # Candidate b has the best proxy fitness, c the best held-out score: every place that names a
     # run's best must name c (BEST_ORDER), and a seed without a held-out score ranks below both.

@@ -188,6 +188,8 @@ def runs_path() -> None:
 def runs_export(
     candidate_id: int = typer.Argument(..., help="A candidate id (see runs show)."),
     output: Path = typer.Option(..., "-o", "--output", help="The .py file to write."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Run the rule through today's gate and stage 0 "
+                               "probes in the sandbox and warn if it fails them (a rule stored by an older judge)."),
 ) -> None:
     """Write a candidate as a one-file torch.optim.Optimizer that needs only torch."""
     from symdisc import __version__
@@ -204,6 +206,14 @@ def runs_export(
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     _stderr().print(f"wrote {output}", highlight=False)
+    if check:
+        from symdisc.judge.checking import check_candidate
+
+        outcome = check_candidate(row["normalized"], memory)
+        if not outcome["ok"]:
+            _stderr().print(f"warning: candidate {candidate_id} fails today's judge at {outcome['stage']}: "
+                            f"{outcome['reason']}: {outcome['message']} (an older judge passed it; the file is "
+                            "written, fix the rule before training with it)", highlight=False, soft_wrap=True)
 
 
 @models_app.command("list")
