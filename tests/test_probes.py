@@ -167,6 +167,7 @@ def test_rule_dividing_by_a_statistic_that_zeros_make_zero_fails_on_sparse_gradi
 @pytest.mark.parametrize("name", sorted(BUILTIN_MEMORY))
 def test_builtin_rules_pass_the_sparse_probe(name):
     probes._sparse(checked(rules.source(name), BUILTIN_MEMORY[name]), 1e-2)
+    probes._all_zero(checked(rules.source(name), BUILTIN_MEMORY[name]), 1e-2)
 
 
 # a simplified search winner whose guards were rounded to zero: orthogonalised SGD divided by the
@@ -183,7 +184,8 @@ UNGUARDED_NS = H + """    v0 = math.sqrt(t)
 """
 
 
-@pytest.mark.parametrize("code", [H + "    return lr * grad / torch.norm(grad)\n", UNGUARDED_NS.replace("GUARD", "0.0")])
+@pytest.mark.parametrize("code", [H + "    return lr * grad / torch.norm(grad)\n", UNGUARDED_NS.replace("GUARD", "0.0"),
+                                  H + "    return lr * torch.sign(grad) / (1.0 + 1.0 / torch.sum(grad).item())\n"])
 def test_a_step_that_is_not_finite_on_an_all_zero_gradient_fails(code):
     rule = checked(code)
     probes._descend(rule, probes._quadratic(), "quadratic")  # an ordinary rule otherwise
@@ -194,7 +196,7 @@ def test_a_step_that_is_not_finite_on_an_all_zero_gradient_fails(code):
 
 def test_the_same_rules_with_a_guard_pass_the_all_zero_gradient():
     for code in (H + "    return lr * grad / (torch.norm(grad) + 1e-8)\n", UNGUARDED_NS.replace("GUARD", "1e-8")):
-        probes._sparse(checked(code), 1e-2)
+        probes._all_zero(checked(code), 1e-2)
 
 
 def test_newton_schulz_passes_the_sparse_probe():

@@ -229,21 +229,24 @@ def _sparse(rule: CheckedRule, lr: float) -> None:
                                      f"{_shape_text(shape)} parameter) the step is {sparse_max / max(dense_max, 1e-30):.3g}x "
                                      "larger than on the same gradient without zeros: the rule divides by a statistic "
                                      "that the zeros drive to zero")
-        _all_zero(rule, lr, shape, g)
 
 
-def _all_zero(rule: CheckedRule, lr: float, shape: tuple, g: torch.Generator) -> None:
-    """An all-zero gradient, after a few ordinary steps (state included), must give a finite step."""
-    state: dict = {}
-    for t in range(1, 4):
-        rule(torch.randn(shape, generator=g), torch.randn(shape, generator=g), state, lr, t)
-    try:
-        rule(torch.zeros(shape), torch.randn(shape, generator=g), state, lr, 4)
-    except CandidateError as err:
-        if err.reason != "bad_output":
-            raise
-        raise CandidateError("sparse_grad", f"with an all-zero gradient (a {_shape_text(shape)} parameter): "
-                             f"{err.message}; guard the denominator (+ eps)") from None
+def _all_zero(rule: CheckedRule, lr: float) -> None:
+    """An all-zero gradient, after a few ordinary steps (state included), must give a finite step:
+    the limit of the sparse probe, failed the same way (``sparse_grad``), whether the step is not
+    finite or the rule raises on it (a Python float divided by ``grad.sum().item()``)."""
+    g = torch.Generator().manual_seed(6)
+    for shape in SPARSE_SHAPES:
+        state: dict = {}
+        for t in range(1, 4):
+            rule(torch.randn(shape, generator=g), torch.randn(shape, generator=g), state, lr, t)
+        try:
+            rule(torch.zeros(shape), torch.randn(shape, generator=g), state, lr, 4)
+        except CandidateError as err:
+            if err.reason not in ("bad_output", "runtime"):
+                raise
+            raise CandidateError("sparse_grad", f"with an all-zero gradient (a {_shape_text(shape)} parameter): "
+                                 f"{err.message}; guard the denominator (+ eps)") from None
 
 
 def _scales(rule: CheckedRule, lr: float) -> None:
@@ -270,6 +273,7 @@ def run_probes(rule: CheckedRule) -> ProbeReport:
     _scales(rule, report.lr_quadratic)
     report.cost_ratio, report.memory_ratio = cost(rule)  # before any probe on larger tensors
     _sparse(rule, report.lr_quadratic)
+    _all_zero(rule, report.lr_quadratic)
     report.calls = rule.calls
     report.state_bytes = rule.state_bytes
     report.state_scalars = rule.state_scalars
